@@ -1,0 +1,44 @@
+import type { Usage } from "@chatgrid/protocol";
+import type { PromptMessage } from "@chatgrid/broker";
+
+export interface ProviderRequest {
+  messages: PromptMessage[];
+  /** Aborted on cancel, on takeover by another node, and on shutdown: the provider must stop its upstream call. */
+  signal: AbortSignal;
+}
+
+/** What a provider yields: text tokens, then exactly one `finish` when (and only when) the answer is complete. */
+export type ProviderEvent =
+  | { type: "token"; text: string }
+  | { type: "finish"; finishReason: "stop" | "length"; usage?: Usage };
+
+export interface Provider {
+  /** `demo` or `openai`. */
+  readonly name: string;
+  /** The model name shown to users (the demo model says it is one). */
+  readonly model: string;
+  /**
+   * True when the same prompt always gives the same tokens, so a node that takes over a stream can continue it
+   * seamlessly instead of emitting `reset`.
+   */
+  readonly deterministic: boolean;
+  /**
+   * Streams one answer. Ends without `finish` only by throwing: a ProviderError for provider faults, or an
+   * abort error when `signal` was aborted.
+   */
+  stream(request: ProviderRequest): AsyncIterable<ProviderEvent>;
+}
+
+export type ProviderErrorCode = "provider_error" | "provider_rate_limited" | "provider_incomplete" | "provider_timeout";
+
+/** A provider fault; the stream ends with `done` + `{code, message}` and the provider's message is kept. */
+export class ProviderError extends Error {
+  constructor(
+    readonly code: ProviderErrorCode,
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.name = "ProviderError";
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * The Redis key layout, in one place. Documented in docs/redis.md; keep both in step.
+ *
+ * Keys of one stream share the hash tag `{streamId}` so the append script touches one slot per stream;
+ * the global watch set means the deployment uses Redis without cluster mode (one shard plus replicas),
+ * which is what ElastiCache's replicated, automatically failed-over setup gives.
+ */
+export const PREFIX = "cg";
+
+export const keys = {
+  /** string → sessionId; its TTL is the session's idle timeout. The token itself is never stored. */
+  token: (tokenHash: string) => `${PREFIX}:tok:${tokenHash}`,
+  /** hash {createdAt}; same idle TTL as the token. */
+  session: (sessionId: string) => `${PREFIX}:sess:${sessionId}`,
+  /** zset conversationId → updatedAt (ms): the session's conversations, newest first. */
+  sessionConversations: (sessionId: string) => `${PREFIX}:sess:${sessionId}:convs`,
+  /** hash {sessionId, title, createdAt, updatedAt}. */
+  conversation: (conversationId: string) => `${PREFIX}:conv:${conversationId}`,
+  /** list of messageIds in order. */
+  conversationMessages: (conversationId: string) => `${PREFIX}:conv:${conversationId}:msgs`,
+  /** hash {id, role, createdAt, content (user messages), streamId (assistant messages)}. */
+  message: (messageId: string) => `${PREFIX}:msg:${messageId}`,
+  /** hash: the stream's state (see StreamMeta). */
+  streamMeta: (streamId: string) => `${PREFIX}:stream:{${streamId}}`,
+  /** Redis Stream: one entry per event, id `0-(seq+1)`, field `f` = the frame's JSON; bounded and expiring. */
+  streamEvents: (streamId: string) => `${PREFIX}:stream:{${streamId}}:events`,
+  /** string: the assistant text since the last `reset`, appended by the publish script. */
+  streamText: (streamId: string) => `${PREFIX}:stream:{${streamId}}:text`,
+  /** string `node:attempt` with a PX TTL: the running AI node's lease. */
+  streamLease: (streamId: string) => `${PREFIX}:stream:{${streamId}}:lease`,
+  /** zset streamId → deadline (ms): streams that are not done; past the deadline a gateway checks them. */
+  watch: () => `${PREFIX}:streams:watch`,
+  /** string: the 202 body of a chat request, for idempotent retries with the same clientMessageId. */
+  idempotency: (sessionId: string, clientMessageId: string) => `${PREFIX}:idem:${sessionId}:${clientMessageId}`,
+  /** counter per session and window, for the per-session rate limit. */
+  rate: (sessionId: string, window: number) => `${PREFIX}:rl:${sessionId}:${window}`,
+  /** zset JSON {name,url} → expiry (ms): AI nodes that registered themselves. */
+  aiNodes: () => `${PREFIX}:ai:nodes`,
+} as const;
+
+export const channels = {
+  /** Every event of every stream of one session. Only gateways holding a socket of the session subscribe. */
+  session: (sessionId: string) => `${PREFIX}:ch:${sessionId}`,
+  /** Stream ids whose cancel was requested; every AI node subscribes (cancels are rare). */
+  cancel: () => `${PREFIX}:ch:cancel`,
+} as const;
+
+/** The Redis stream entry id of an event: seq 0 is `0-1` so XRANGE can start right after any seq. */
+export const entryId = (seq: number): string => `0-${seq + 1}`;
+export const seqOfEntryId = (id: string): number => Number(id.slice(id.indexOf("-") + 1)) - 1;

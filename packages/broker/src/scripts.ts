@@ -1,0 +1,120 @@
+/**
+ * The Lua scripts that keep the stream invariants atomic (DESIGN.md invariants 1, 2, 5, 6).
+ * Each runs as one Redis operation, so no reader ever sees half an event.
+ * Times come from Redis (`TIME`) so deadlines do not depend on the clocks of the nodes.
+ */
+
+const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/**
+ * Append one event: next seq, add to the bounded, expiring history, keep the text and status, publish.
+ * KEYS: meta, events, text, lease, watch
+ * ARGV: 1 attempt (fencing token), 2 kind, 3 frame prefix, 4 frame suffix, 5 delta, 6 max history length,
+ *       7 history TTL ms, 8 session channel, 9 finishReason, 10 retention TTL ms, 11 streamId
+ * Returns the seq, or -1 fenced off (a newer attempt owns the stream), -2 unknown stream, -3 already done.
+ */
+export const APPEND_EVENT = `
+local meta = KEYS[1]
+local state = redis.call('HMGET', meta, 'status', 'attempt')
+if not state[1] then return -2 end
+if state[1] == 'done' then return -3 end
+if tonumber(state[2]) ~= tonumber(ARGV[1]) then return -1 end
+local kind = ARGV[2]
+local seq
+if kind == 'start' then
+  if redis.call('HEXISTS', meta, 'seq') == 1 then return -4 end
+  seq = 0
+  redis.call('HSET', meta, 'seq', 0)
+else
+  seq = redis.call('HINCRBY', meta, 'seq', 1)
+end
+local frame = ARGV[3] .. seq .. ARGV[4]
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-' .. (seq + 1), 'f', frame)
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+if kind == 'chunk' then
+  redis.call('APPEND', KEYS[3], ARGV[5])
+elseif kind == 'start' or kind == 'reset' then
+  redis.call('SET', KEYS[3], '', 'PX', ARGV[10])
+end
+if kind == 'done' then
+  redis.call('HSET', meta, 'status', 'done', 'finishReason', ARGV[9])
+  redis.call('PEXPIRE', meta, ARGV[10])
+  redis.call('PEXPIRE', KEYS[3], ARGV[10])
+  redis.call('DEL', KEYS[4])
+  redis.call('ZREM', KEYS[5], ARGV[11])
+end
+redis.call('PUBLISH', ARGV[8], ARGV[11] .. '\\n' .. seq .. '\\n' .. frame)
+return seq
+`;
+
+/**
+ * An AI node claims attempt N of a stream. Exactly one claim per attempt succeeds.
+ * KEYS: meta, lease, watch   ARGV: 1 attempt, 2 node, 3 lease ms, 4 streamId
+ * Returns 'claimed' | 'already_claimed' | 'stale_attempt' | 'unknown', and the cancel flag.
+ */
+export const CLAIM_STREAM = `
+${NOW}
+local meta = KEYS[1]
+local state = redis.call('HMGET', meta, 'status', 'attempt', 'claimed', 'cancel')
+if not state[1] then return {'unknown', 0} end
+if state[1] == 'done' or tonumber(state[2]) ~= tonumber(ARGV[1]) then return {'stale_attempt', 0} end
+if tonumber(state[3] or '0') >= tonumber(ARGV[1]) then return {'already_claimed', 0} end
+redis.call('HSET', meta, 'claimed', ARGV[1], 'node', ARGV[2], 'status', 'running')
+redis.call('SET', KEYS[2], ARGV[2] .. ':' .. ARGV[1], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[4])
+return {'claimed', tonumber(state[4] or '0')}
+`;
+
+/**
+ * The running AI node renews its lease. KEYS: meta, lease, watch  ARGV: 1 attempt, 2 node, 3 lease ms, 4 streamId
+ * Returns 1 renewed, 2 renewed and cancel requested, 0 lost (taken over or ended).
+ */
+export const RENEW_LEASE = `
+${NOW}
+local state = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'cancel')
+if not state[1] or state[1] == 'done' or tonumber(state[2]) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[2] .. ':' .. ARGV[1], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[4])
+if state[3] == '1' then return 2 end
+return 1
+`;
+
+/**
+ * A gateway found a stream past its watch deadline. If the lease has lapsed without done, bump the attempt:
+ * the new attempt number is the fencing token, and the bump is the lock (only one caller sees the deadline due).
+ * KEYS: meta, lease, watch   ARGV: 1 streamId, 2 dispatch deadline ms
+ * Returns {'alive'|'gone'|'not_due'|'takeover', newAttempt, cancelFlag, previousNode}
+ */
+export const TAKE_OVER = `
+${NOW}
+local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not score then return {'gone', 0, 0, ''} end
+if tonumber(score) > now then return {'not_due', 0, 0, ''} end
+local state = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'cancel', 'node')
+if not state[1] or state[1] == 'done' then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return {'gone', 0, 0, ''}
+end
+local pttl = redis.call('PTTL', KEYS[2])
+if pttl > 0 then
+  redis.call('ZADD', KEYS[3], now + pttl, ARGV[1])
+  return {'alive', 0, 0, ''}
+end
+local nextAttempt = tonumber(state[2]) + 1
+redis.call('HSET', KEYS[1], 'attempt', nextAttempt, 'status', 'queued')
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
+return {'takeover', nextAttempt, tonumber(state[3] or '0'), state[4] or ''}
+`;
+
+/**
+ * Ask for a stream to be cancelled, from any gateway. KEYS: meta  ARGV: 1 sessionId, 2 cancel channel, 3 streamId
+ * Returns 'unknown' (not this session's), 'ended', or 'requested'.
+ */
+export const REQUEST_CANCEL = `
+local state = redis.call('HMGET', KEYS[1], 'sessionId', 'status')
+if not state[1] or state[1] ~= ARGV[1] then return 'unknown' end
+if state[2] == 'done' then return 'ended' end
+redis.call('HSET', KEYS[1], 'cancel', 1)
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 'requested'
+`;

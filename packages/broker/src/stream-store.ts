@@ -1,0 +1,264 @@
+import type { FinishReason, StreamError, Usage } from "@chatgrid/protocol";
+import type { Redis } from "ioredis";
+import { frameParts } from "./frames";
+import { channels, entryId, keys, seqOfEntryId } from "./keys";
+import { LuaScript } from "./redis";
+import { APPEND_EVENT, CLAIM_STREAM, RENEW_LEASE, REQUEST_CANCEL, TAKE_OVER } from "./scripts";
+
+export interface StreamStoreOptions {
+  /** How long the per-chunk history of a stream is kept after its last event. */
+  historyTtlMs: number;
+  /** At most this many events per stream are kept (approximately; Redis trims in whole nodes). */
+  historyMaxLen: number;
+  /** How long stream state, text and conversations are kept. */
+  retentionTtlMs: number;
+  /** How long an AI node's lease on a stream lasts without renewal. */
+  leaseMs: number;
+  /** How long a queued (not yet claimed) stream may wait before a gateway re-dispatches it. */
+  dispatchDeadlineMs: number;
+}
+
+export const defaultStreamStoreOptions: StreamStoreOptions = {
+  historyTtlMs: 24 * 60 * 60 * 1000,
+  historyMaxLen: 10_000,
+  retentionTtlMs: 30 * 24 * 60 * 60 * 1000,
+  leaseMs: 5000,
+  dispatchDeadlineMs: 10_000,
+};
+
+export type StreamStatus = "queued" | "running" | "done";
+
+export interface StreamMeta {
+  streamId: string;
+  sessionId: string;
+  conversationId: string;
+  messageId: string;
+  userMessageId: string;
+  status: StreamStatus;
+  attempt: number;
+  /** The seq of the last event, or -1 before `start`. */
+  seq: number;
+  node?: string;
+  finishReason?: FinishReason;
+  cancelRequested: boolean;
+  createdAt: number;
+}
+
+export interface NewStream {
+  streamId: string;
+  sessionId: string;
+  conversationId: string;
+  messageId: string;
+  userMessageId: string;
+}
+
+export type ClaimResult = { status: "claimed"; cancelRequested: boolean } | { status: "already_claimed" | "stale_attempt" | "unknown" };
+export type RenewResult = "renewed" | "cancel_requested" | "lost";
+export type TakeoverResult =
+  | { status: "alive" | "gone" | "not_due" }
+  | { status: "takeover"; attempt: number; cancelRequested: boolean; previousNode: string };
+
+export type AppendOutcome = { ok: true; seq: number } | { ok: false; reason: "fenced" | "unknown" | "done" | "started" };
+
+export type StreamEventInput =
+  | { kind: "start"; conversationId: string; messageId: string; aiNode: string }
+  | { kind: "chunk"; delta: string }
+  | { kind: "reset" }
+  | { kind: "done"; finishReason: FinishReason; error?: StreamError; usage?: Usage };
+
+export interface StoredEvent {
+  seq: number;
+  frame: string;
+}
+
+const appendScript = new LuaScript(APPEND_EVENT);
+const claimScript = new LuaScript(CLAIM_STREAM);
+const renewScript = new LuaScript(RENEW_LEASE);
+const takeoverScript = new LuaScript(TAKE_OVER);
+const cancelScript = new LuaScript(REQUEST_CANCEL);
+
+/** Everything about streams in Redis: creation, claim, lease, append + publish, history, takeover, cancel. */
+export class StreamStore {
+  readonly options: StreamStoreOptions;
+
+  constructor(
+    private readonly redis: Redis,
+    options: Partial<StreamStoreOptions> = {},
+  ) {
+    this.options = { ...defaultStreamStoreOptions, ...options };
+  }
+
+  /** Commands that create a queued stream, for the caller's MULTI (the chat request writes messages too). */
+  createCommands(stream: NewStream, now: number): [string, ...(string | number)[]][] {
+    const meta = keys.streamMeta(stream.streamId);
+    return [
+      [
+        "hset",
+        meta,
+        "streamId",
+        stream.streamId,
+        "sessionId",
+        stream.sessionId,
+        "conversationId",
+        stream.conversationId,
+        "messageId",
+        stream.messageId,
+        "userMessageId",
+        stream.userMessageId,
+        "status",
+        "queued",
+        "attempt",
+        1,
+        "createdAt",
+        now,
+      ],
+      ["pexpire", meta, this.options.retentionTtlMs],
+      ["zadd", keys.watch(), now + this.options.dispatchDeadlineMs, stream.streamId],
+    ];
+  }
+
+  /** Undo a stream that no AI node accepted. */
+  async delete(streamId: string): Promise<void> {
+    await this.redis
+      .multi()
+      .del(keys.streamMeta(streamId), keys.streamEvents(streamId), keys.streamText(streamId), keys.streamLease(streamId))
+      .zrem(keys.watch(), streamId)
+      .exec();
+  }
+
+  async claim(streamId: string, attempt: number, node: string): Promise<ClaimResult> {
+    const [status, cancel] = await claimScript.run<[string, number]>(
+      this.redis,
+      [keys.streamMeta(streamId), keys.streamLease(streamId), keys.watch()],
+      [attempt, node, this.options.leaseMs, streamId],
+    );
+    if (status === "claimed") return { status, cancelRequested: cancel === 1 };
+    return { status: status as "already_claimed" | "stale_attempt" | "unknown" };
+  }
+
+  async renew(streamId: string, attempt: number, node: string): Promise<RenewResult> {
+    const result = await renewScript.run<number>(
+      this.redis,
+      [keys.streamMeta(streamId), keys.streamLease(streamId), keys.watch()],
+      [attempt, node, this.options.leaseMs, streamId],
+    );
+    return result === 2 ? "cancel_requested" : result === 1 ? "renewed" : "lost";
+  }
+
+  /** Give a lease back at once (graceful shutdown), so a gateway takes the stream over without waiting. */
+  async release(streamId: string, attempt: number): Promise<void> {
+    const meta = await this.redis.hget(keys.streamMeta(streamId), "attempt");
+    if (Number(meta) !== attempt) return;
+    await this.redis.multi().del(keys.streamLease(streamId)).zadd(keys.watch(), 0, streamId).exec();
+  }
+
+  async append(streamId: string, attempt: number, sessionId: string, event: StreamEventInput): Promise<AppendOutcome> {
+    const { prefix, suffix, delta, finishReason } = this.encode(streamId, event);
+    const result = await appendScript.run<number>(
+      this.redis,
+      [
+        keys.streamMeta(streamId),
+        keys.streamEvents(streamId),
+        keys.streamText(streamId),
+        keys.streamLease(streamId),
+        keys.watch(),
+      ],
+      [
+        attempt,
+        event.kind,
+        prefix,
+        suffix,
+        delta,
+        this.options.historyMaxLen,
+        this.options.historyTtlMs,
+        channels.session(sessionId),
+        finishReason,
+        this.options.retentionTtlMs,
+        streamId,
+      ],
+    );
+    if (result >= 0) return { ok: true, seq: result };
+    const reason = result === -1 ? "fenced" : result === -2 ? "unknown" : result === -3 ? "done" : "started";
+    return { ok: false, reason };
+  }
+
+  private encode(streamId: string, event: StreamEventInput) {
+    switch (event.kind) {
+      case "start":
+        return {
+          ...frameParts(
+            { type: "start", streamId, conversationId: event.conversationId, messageId: event.messageId },
+            { aiNode: event.aiNode },
+          ),
+          delta: "",
+          finishReason: "",
+        };
+      case "chunk":
+        return { ...frameParts({ type: "chunk", streamId }, { delta: event.delta }), delta: event.delta, finishReason: "" };
+      case "reset":
+        return { ...frameParts({ type: "reset", streamId }, {}), delta: "", finishReason: "" };
+      case "done": {
+        const tail: Record<string, unknown> = { finishReason: event.finishReason };
+        if (event.error) tail.error = event.error;
+        if (event.usage) tail.usage = event.usage;
+        return { ...frameParts({ type: "done", streamId }, tail), delta: "", finishReason: event.finishReason };
+      }
+    }
+  }
+
+  /** Streams whose watch deadline has passed (by this node's clock; the takeover script checks with Redis's). */
+  async due(now: number, limit = 100): Promise<string[]> {
+    return this.redis.zrangebyscore(keys.watch(), "-inf", now, "LIMIT", 0, limit);
+  }
+
+  async takeOver(streamId: string): Promise<TakeoverResult> {
+    const [status, attempt, cancel, previousNode] = await takeoverScript.run<[string, number, number, string]>(
+      this.redis,
+      [keys.streamMeta(streamId), keys.streamLease(streamId), keys.watch()],
+      [streamId, this.options.dispatchDeadlineMs],
+    );
+    if (status === "takeover") return { status, attempt, cancelRequested: cancel === 1, previousNode };
+    return { status: status as "alive" | "gone" | "not_due" };
+  }
+
+  async requestCancel(streamId: string, sessionId: string): Promise<"unknown" | "ended" | "requested"> {
+    return cancelScript.run(this.redis, [keys.streamMeta(streamId)], [sessionId, channels.cancel(), streamId]);
+  }
+
+  async meta(streamId: string): Promise<StreamMeta | undefined> {
+    const raw = await this.redis.hgetall(keys.streamMeta(streamId));
+    return parseMeta(raw);
+  }
+
+  /** Events with seq > afterSeq, in order, at most `count`. */
+  async readAfter(streamId: string, afterSeq: number, count = 1000): Promise<StoredEvent[]> {
+    const entries = await this.redis.xrange(keys.streamEvents(streamId), entryId(afterSeq + 1), "+", "COUNT", count);
+    return entries.map(([id, fields]) => ({ seq: seqOfEntryId(id), frame: fields[1] ?? "" }));
+  }
+
+  /** The text since the last reset and the seq it is current at, read atomically. */
+  async snapshot(streamId: string): Promise<{ seq: number; content: string } | undefined> {
+    const result = await this.redis.multi().hget(keys.streamMeta(streamId), "seq").get(keys.streamText(streamId)).exec();
+    const seq = result?.[0]?.[1];
+    if (seq === null || seq === undefined) return undefined;
+    return { seq: Number(seq), content: (result?.[1]?.[1] as string | null) ?? "" };
+  }
+}
+
+export function parseMeta(raw: Record<string, string>): StreamMeta | undefined {
+  if (!raw.streamId || !raw.sessionId) return undefined;
+  return {
+    streamId: raw.streamId,
+    sessionId: raw.sessionId,
+    conversationId: raw.conversationId ?? "",
+    messageId: raw.messageId ?? "",
+    userMessageId: raw.userMessageId ?? "",
+    status: (raw.status as StreamStatus) ?? "queued",
+    attempt: Number(raw.attempt ?? 1),
+    seq: raw.seq === undefined ? -1 : Number(raw.seq),
+    node: raw.node,
+    finishReason: raw.finishReason as FinishReason | undefined,
+    cancelRequested: raw.cancel === "1",
+    createdAt: Number(raw.createdAt ?? 0),
+  };
+}

@@ -1,0 +1,36 @@
+import { z } from "zod";
+import { IdSchema } from "./rest";
+
+/**
+ * The internal HTTP API between gateways and AI nodes (never exposed by nginx).
+ * It lives here because both sides must agree on it byte for byte, like the public contract.
+ */
+
+/** POST /v1/streams: run attempt `attempt` of a stream the gateway has already written to Redis. */
+export const DispatchRequestSchema = z.strictObject({
+  streamId: IdSchema,
+  attempt: z.number().int().min(1),
+});
+export type DispatchRequest = z.infer<typeof DispatchRequestSchema>;
+
+/**
+ * 202: this node claimed the attempt and runs it.
+ * 409 `already_claimed`: another node claimed it (a retried dispatch); the stream runs, the dispatch succeeded.
+ * 409 `stale_attempt`: the attempt was superseded (or the stream ended); nothing to do.
+ * 503: draining or unhealthy; try the next node.
+ */
+export const DispatchResponseSchema = z.object({
+  streamId: IdSchema,
+  node: z.string(),
+  status: z.enum(["claimed", "already_claimed", "stale_attempt"]),
+});
+export type DispatchResponse = z.infer<typeof DispatchResponseSchema>;
+
+export const AiHealthResponseSchema = z.object({
+  status: z.enum(["ok", "degraded", "draining"]),
+  node: z.string(),
+  redis: z.enum(["up", "down"]),
+  running: z.number().int().min(0),
+  provider: z.string(),
+});
+export type AiHealthResponse = z.infer<typeof AiHealthResponseSchema>;
