@@ -8,3 +8,6 @@ export * from "./rate-limiter";
 export * from "./redis";
 export * from "./sessions";
 export * from "./stream-store";
+export * from "./env";
+export * from "./logger";
+export * from "./subscriber";

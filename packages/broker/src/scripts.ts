@@ -10,24 +10,24 @@ const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + m
  * Append one event: next seq, add to the bounded, expiring history, keep the text and status, publish.
  * KEYS: meta, events, text, lease, watch
  * ARGV: 1 attempt (fencing token), 2 kind, 3 frame prefix, 4 frame suffix, 5 delta, 6 max history length,
- *       7 history TTL ms, 8 session channel, 9 finishReason, 10 retention TTL ms, 11 streamId
- * Returns the seq, or -1 fenced off (a newer attempt owns the stream), -2 unknown stream, -3 already done.
+ *       7 history TTL ms, 8 session channel, 9 finishReason, 10 retention TTL ms, 11 streamId, 12 the seq this
+ *       event gets (the writer is alone under its fence, so it knows; this makes a retried call idempotent)
+ * Returns the seq, or -1 fenced off (a newer attempt owns the stream), -2 unknown stream, -3 already done,
+ * -4 out of step (the writer's idea of the last seq is wrong).
  */
 export const APPEND_EVENT = `
 local meta = KEYS[1]
-local state = redis.call('HMGET', meta, 'status', 'attempt')
+local state = redis.call('HMGET', meta, 'status', 'attempt', 'seq')
 if not state[1] then return -2 end
-if state[1] == 'done' then return -3 end
 if tonumber(state[2]) ~= tonumber(ARGV[1]) then return -1 end
+local current = tonumber(state[3] or '-1')
+local seq = tonumber(ARGV[12])
+-- A retried call (its first try timed out after Redis ran it) must not append twice.
+if current >= seq then return seq end
+if state[1] == 'done' then return -3 end
+if current ~= seq - 1 then return -4 end
+redis.call('HSET', meta, 'seq', seq)
 local kind = ARGV[2]
-local seq
-if kind == 'start' then
-  if redis.call('HEXISTS', meta, 'seq') == 1 then return -4 end
-  seq = 0
-  redis.call('HSET', meta, 'seq', 0)
-else
-  seq = redis.call('HINCRBY', meta, 'seq', 1)
-end
 local frame = ARGV[3] .. seq .. ARGV[4]
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-' .. (seq + 1), 'f', frame)
 redis.call('PEXPIRE', KEYS[2], ARGV[7])

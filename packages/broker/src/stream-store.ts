@@ -58,7 +58,7 @@ export type TakeoverResult =
   | { status: "alive" | "gone" | "not_due" }
   | { status: "takeover"; attempt: number; cancelRequested: boolean; previousNode: string };
 
-export type AppendOutcome = { ok: true; seq: number } | { ok: false; reason: "fenced" | "unknown" | "done" | "started" };
+export type AppendOutcome = { ok: true; seq: number } | { ok: false; reason: "fenced" | "unknown" | "done" | "out_of_step" };
 
 export type StreamEventInput =
   | { kind: "start"; conversationId: string; messageId: string; aiNode: string }
@@ -152,7 +152,14 @@ export class StreamStore {
     await this.redis.multi().del(keys.streamLease(streamId)).zadd(keys.watch(), 0, streamId).exec();
   }
 
-  async append(streamId: string, attempt: number, sessionId: string, event: StreamEventInput): Promise<AppendOutcome> {
+  /** Appends the event that gets seq `seq` (the previous event's seq + 1; 0 for start). */
+  async append(
+    streamId: string,
+    attempt: number,
+    sessionId: string,
+    seq: number,
+    event: StreamEventInput,
+  ): Promise<AppendOutcome> {
     const { prefix, suffix, delta, finishReason } = this.encode(streamId, event);
     const result = await appendScript.run<number>(
       this.redis,
@@ -175,10 +182,11 @@ export class StreamStore {
         finishReason,
         this.options.retentionTtlMs,
         streamId,
+        seq,
       ],
     );
     if (result >= 0) return { ok: true, seq: result };
-    const reason = result === -1 ? "fenced" : result === -2 ? "unknown" : result === -3 ? "done" : "started";
+    const reason = result === -1 ? "fenced" : result === -2 ? "unknown" : result === -3 ? "done" : "out_of_step";
     return { ok: false, reason };
   }
 

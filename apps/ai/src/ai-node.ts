@@ -1,0 +1,117 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import {
+  AiNodeRegistry,
+  ChannelSubscriber,
+  ConversationStore,
+  StreamStore,
+  channels,
+  connectRedis,
+  createLogger,
+  createRedis,
+  isRedisReady,
+  storeOptionsFromEnv,
+} from "@chatgrid/broker";
+import { serve } from "@hono/node-server";
+import { createAiApp } from "./app";
+import type { AiConfig } from "./config";
+import { LeaseKeeper } from "./lease-keeper";
+import { createAiMetrics } from "./metrics";
+import { createProvider } from "./providers";
+import type { Provider } from "./providers/provider";
+import { StreamRun } from "./stream-run";
+
+export interface AiNode {
+  readonly port: number;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** Wires an AI node: Redis, provider, stream runs, lease keeper, cancel listener, registration, HTTP API. */
+export async function startAiNode(config: AiConfig, provider: Provider = createProvider(config)): Promise<AiNode> {
+  const log = createLogger(config.NODE_NAME);
+  const metrics = createAiMetrics();
+  const redis = createRedis(config.REDIS_URL, `${config.NODE_NAME}:cmd`);
+  const subRedis = createRedis(config.REDIS_URL, `${config.NODE_NAME}:sub`, { autoResubscribe: false });
+  redis.on("error", () => undefined); // reported through health and metrics; ioredis reconnects by itself
+  subRedis.on("error", () => undefined);
+  const store = new StreamStore(redis, storeOptionsFromEnv(config));
+  const conversations = new ConversationStore(redis, store);
+  const registry = new AiNodeRegistry(redis);
+  const runs = new Map<string, StreamRun>();
+  let draining = false;
+
+  const cancels = new ChannelSubscriber(subRedis, (_channel, streamId) => runs.get(streamId)?.stop("cancel"), log);
+  const leases = new LeaseKeeper(runs, store, config.NODE_NAME, log, metrics);
+
+  const launch = (streamId: string, attempt: number, cancelRequested: boolean) => {
+    const run = new StreamRun(streamId, attempt, {
+      store,
+      conversations,
+      provider,
+      node: config.NODE_NAME,
+      coalesceMs: config.COALESCE_MS,
+      publishRetryMs: config.PUBLISH_RETRY_MS,
+      log,
+      metrics,
+    });
+    runs.get(streamId)?.stop("lost");
+    runs.set(streamId, run);
+    metrics.streamsRunning.set(runs.size);
+    void run.run(cancelRequested).finally(() => {
+      if (runs.get(streamId) === run) runs.delete(streamId);
+      metrics.streamsRunning.set(runs.size);
+    });
+  };
+
+  const app = createAiApp({
+    node: config.NODE_NAME,
+    store,
+    metrics,
+    providerName: provider.name,
+    redisReady: () => isRedisReady(redis),
+    draining: () => draining,
+    running: () => runs.size,
+    maxConcurrent: config.MAX_CONCURRENT_STREAMS,
+    launch,
+  });
+
+  await Promise.all([connectRedis(redis), connectRedis(subRedis)]);
+  await cancels.subscribe(channels.cancel());
+  leases.start();
+
+  const self = { name: config.NODE_NAME, url: config.publicUrl };
+  const heartbeat = async () => {
+    if (config.REGISTER && !draining) await registry.heartbeat(self, store.options.leaseMs * 3).catch(() => undefined);
+  };
+  await heartbeat();
+  const heartbeatTimer = setInterval(() => void heartbeat(), store.options.leaseMs);
+  heartbeatTimer.unref();
+
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s as Server));
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port, provider: provider.name, model: provider.model }, "AI node listening");
+
+  return {
+    port,
+    url: `http://${config.HOST === "0.0.0.0" ? "127.0.0.1" : config.HOST}:${port}`,
+    async stop() {
+      // Drain: refuse new dispatches, give running streams a grace period, then hand the rest over.
+      draining = true;
+      clearInterval(heartbeatTimer);
+      await registry.leave(self).catch(() => undefined);
+      const deadline = Date.now() + config.SHUTDOWN_GRACE_MS;
+      while (runs.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const remaining = [...runs.values()];
+      for (const run of remaining) run.stop("shutdown");
+      while (runs.size > 0) await new Promise((r) => setTimeout(r, 20));
+      leases.stop();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      redis.disconnect();
+      subRedis.disconnect();
+      log.info("AI node stopped");
+    },
+  };
+}

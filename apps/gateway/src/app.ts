@@ -1,0 +1,85 @@
+import { LIMITS, ErrorCode } from "@chatgrid/protocol";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import type { UpgradeWebSocket } from "hono/ws";
+import type { Redis } from "ioredis";
+import type { WebSocket } from "ws";
+import type { ApiDeps, ApiEnv } from "./http/context";
+import { requireSession } from "./http/auth";
+import { apiError } from "./http/errors";
+import { isOriginAllowed } from "./http/origin";
+import { cancelRoutes } from "./routes/cancel";
+import { chatRoutes } from "./routes/chat";
+import { healthHandler } from "./routes/health";
+import { historyRoutes } from "./routes/history";
+
+export interface GatewayAppOptions {
+  allowedOrigins: string[];
+  upgradeWebSocket: UpgradeWebSocket<WebSocket>;
+  /** Called for each new socket; returns the handlers of its life. */
+  onSocket: (ws: WebSocket) => { onMessage(data: string | ArrayBuffer): void; onClose(): void };
+}
+
+/** Redis being away shows up as these errors; the request gets 503 rather than 500. */
+function isRedisUnavailable(error: Error): boolean {
+  return /enableOfflineQueue|Connection is closed|Command timed out|ECONNREFUSED|max retries per request/i.test(error.message);
+}
+
+/** The public REST + WebSocket surface of a gateway (PROTOCOL.md §1–3). */
+export function createGatewayApp(deps: ApiDeps, redis: Redis, options: GatewayAppOptions): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
+
+  app.use("*", async (c, next) => {
+    await next();
+    const route = c.req.routePath === "/*" ? "unmatched" : c.req.routePath;
+    deps.metrics.restRequests.inc({ route, status: String(c.res.status) });
+  });
+
+  app.use(
+    "/api/*",
+    cors({ origin: (origin) => (options.allowedOrigins.includes(origin) ? origin : null), maxAge: 600 }),
+    bodyLimit({
+      maxSize: LIMITS.maxBodyBytes,
+      onError: (c) => apiError(c, 413, ErrorCode.payloadTooLarge, `bodies are at most ${LIMITS.maxBodyBytes} bytes`),
+    }),
+  );
+
+  app.get("/api/health", healthHandler(deps));
+  app.post("/api/sessions", async (c) => c.json(await deps.sessions.create(), 201));
+
+  const authed = new Hono<ApiEnv>();
+  authed.use("*", requireSession(deps));
+  authed.route("/chat", chatRoutes(deps, redis));
+  authed.route("/cancel", cancelRoutes(deps));
+  authed.route("/", historyRoutes(deps));
+  app.route("/api", authed);
+
+  app.get(
+    "/ws/chat",
+    async (c, next) => {
+      if (!isOriginAllowed(c.req.header("origin"), c.req.header("host"), options.allowedOrigins)) {
+        return apiError(c, 403, ErrorCode.forbiddenOrigin, "this origin may not open a socket");
+      }
+      await next();
+    },
+    options.upgradeWebSocket(() => {
+      let handlers: ReturnType<GatewayAppOptions["onSocket"]> | undefined;
+      return {
+        onOpen: (_event, ws) => {
+          handlers = options.onSocket(ws.raw as WebSocket);
+        },
+        onMessage: (event) => handlers?.onMessage(event.data as string | ArrayBuffer),
+        onClose: () => handlers?.onClose(),
+      };
+    }),
+  );
+
+  app.notFound((c) => apiError(c, 404, ErrorCode.routeNotFound, "no such route"));
+  app.onError((error, c) => {
+    if (isRedisUnavailable(error)) return apiError(c, 503, ErrorCode.unavailable, "storage is unavailable; retry shortly");
+    deps.log.error({ err: error }, "request failed");
+    return apiError(c, 500, ErrorCode.internal, "internal error");
+  });
+  return app;
+}

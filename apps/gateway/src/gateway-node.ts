@@ -1,0 +1,175 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import {
+  AiNodeRegistry,
+  ChannelSubscriber,
+  ConversationStore,
+  SessionRateLimiter,
+  SessionStore,
+  StreamStore,
+  connectRedis,
+  createLogger,
+  createRedis,
+  isRedisReady,
+  storeOptionsFromEnv,
+} from "@chatgrid/broker";
+import { LIMITS } from "@chatgrid/protocol";
+import { serve } from "@hono/node-server";
+import { createNodeWebSocket } from "@hono/node-ws";
+import { Hono } from "hono";
+import type { WebSocket } from "ws";
+import { AiBalancer } from "./ai-balancer";
+import { createGatewayApp } from "./app";
+import type { GatewayConfig } from "./config";
+import type { ApiDeps } from "./http/context";
+import { createGatewayMetrics } from "./metrics";
+import { healthHandler } from "./routes/health";
+import { TakeoverSweeper } from "./takeover-sweeper";
+import { SessionHub } from "./ws/session-hub";
+import { SocketHandler } from "./ws/socket-handler";
+
+export interface GatewayNode {
+  readonly port: number;
+  readonly metricsPort: number;
+  stop(): Promise<void>;
+}
+
+async function listen(fetch: Hono["fetch"], port: number, hostname: string): Promise<Server> {
+  return new Promise<Server>((resolve, reject) => {
+    const server = serve({ fetch, port, hostname }, () => resolve(server as Server)) as Server;
+    server.once("error", reject);
+  });
+}
+
+/** Wires a gateway: Redis, stores, AI balancer, session hub, takeover sweeper, public and internal servers. */
+export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNode> {
+  const node = config.NODE_NAME;
+  const log = createLogger(node);
+  const metrics = createGatewayMetrics();
+  const redis = createRedis(config.REDIS_URL, `${node}:cmd`);
+  const subRedis = createRedis(config.REDIS_URL, `${node}:sub`, { autoResubscribe: false });
+  let redisWarned = false;
+  const onRedisError = (error: Error) => {
+    if (!redisWarned) log.warn({ err: error.message }, "Redis connection problem; reconnecting");
+    redisWarned = true;
+  };
+  redis.on("error", onRedisError);
+  subRedis.on("error", onRedisError);
+  redis.on("ready", () => {
+    if (redisWarned) log.info("Redis connection restored");
+    redisWarned = false;
+  });
+
+  const streams = new StreamStore(redis, storeOptionsFromEnv(config));
+  const sessions = new SessionStore(redis, config.SESSION_IDLE_TTL_MS);
+  const conversations = new ConversationStore(redis, streams);
+  const balancer = new AiBalancer({
+    staticNodes: config.aiNodes,
+    registry: config.discovery ? new AiNodeRegistry(redis) : undefined,
+    dispatchTimeoutMs: config.DISPATCH_TIMEOUT_MS,
+    cooldownMs: config.AI_NODE_COOLDOWN_MS,
+    probeIntervalMs: config.AI_PROBE_INTERVAL_MS,
+    log,
+    metrics,
+  });
+  const hub = new SessionHub();
+  const subscriber = new ChannelSubscriber(subRedis, (channel, message) => hub.onChannelMessage(channel, message), log);
+  hub.attach(subscriber);
+  const redisReady = () => isRedisReady(redis) && subscriber.ready;
+
+  const deps: ApiDeps = {
+    node,
+    sessions,
+    streams,
+    conversations,
+    rateLimiter: new SessionRateLimiter(redis, config.SESSION_RATE_LIMIT, config.SESSION_RATE_WINDOW_MS),
+    balancer,
+    metrics,
+    log,
+    redisReady,
+  };
+
+  const handlers = new Set<SocketHandler>();
+  const app = new Hono();
+  const nodeWs = createNodeWebSocket({ app });
+  // Client frames are at most 64 KiB; ws closes a socket that sends more with 1009.
+  nodeWs.wss.options.maxPayload = LIMITS.maxFrameBytes;
+  const api = createGatewayApp(deps, redis, {
+    allowedOrigins: config.allowedOrigins,
+    upgradeWebSocket: nodeWs.upgradeWebSocket,
+    onSocket: (ws: WebSocket) => {
+      const handler = new SocketHandler(ws, {
+        node,
+        sessions,
+        streams,
+        hub,
+        metrics,
+        log,
+        helloTimeoutMs: config.HELLO_TIMEOUT_MS,
+        sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
+        framesPerSecond: config.WS_FRAMES_PER_SECOND,
+        frameBurst: config.WS_FRAME_BURST,
+      });
+      handlers.add(handler);
+      return {
+        onMessage: (data) => handler.onMessage(data),
+        onClose: () => {
+          handler.onClose();
+          handlers.delete(handler);
+        },
+      };
+    },
+  });
+  app.route("/", api);
+
+  const internal = new Hono();
+  internal.get("/health", healthHandler(deps));
+  internal.get("/metrics", async (c) => {
+    metrics.redisUp.set(redisReady() ? 1 : 0);
+    metrics.sessionsActive.set(hub.sessionCount);
+    return c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType });
+  });
+
+  await Promise.all([connectRedis(redis), connectRedis(subRedis)]);
+  balancer.start();
+  const sweeper = new TakeoverSweeper({
+    store: streams,
+    balancer,
+    intervalMs: config.TAKEOVER_SWEEP_MS,
+    maxAttempts: config.STREAM_MAX_ATTEMPTS,
+    log,
+    metrics,
+  });
+  sweeper.start();
+
+  const server = await listen(app.fetch, config.PORT, config.HOST);
+  nodeWs.injectWebSocket(server);
+  const metricsServer = await listen(internal.fetch, config.METRICS_PORT, config.HOST);
+  const port = (server.address() as AddressInfo).port;
+  const metricsPort = (metricsServer.address() as AddressInfo).port;
+  log.info({ port, metricsPort, aiNodes: config.aiNodes.length, discovery: config.discovery }, "gateway listening");
+
+  return {
+    port,
+    metricsPort,
+    async stop() {
+      // Stop accepting, tell every client to reconnect elsewhere (1012), let in-flight REST calls finish.
+      sweeper.stop();
+      balancer.stop();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const handler of handlers) handler.restart();
+      server.closeIdleConnections();
+      const grace = setTimeout(() => {
+        for (const ws of nodeWs.wss.clients) ws.terminate();
+        server.closeAllConnections();
+      }, config.SHUTDOWN_GRACE_MS);
+      await closed;
+      clearTimeout(grace);
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      metricsServer.closeAllConnections();
+      redis.disconnect();
+      subRedis.disconnect();
+      log.info("gateway stopped");
+    },
+  };
+}

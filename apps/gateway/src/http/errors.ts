@@ -1,0 +1,13 @@
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+/** Every error body is `{"error":{"code","message"}}` (PROTOCOL.md §2). */
+export function apiError(
+  c: Context,
+  status: ContentfulStatusCode,
+  code: string,
+  message: string,
+  headers?: Record<string, string>,
+): Response {
+  return c.json({ error: { code, message } }, status, headers);
+}
