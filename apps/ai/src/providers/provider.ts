@@ -1,5 +1,5 @@
-import type { Usage } from "@chatgrid/protocol";
 import type { PromptMessage } from "@chatgrid/broker";
+import type { Usage } from "@chatgrid/protocol";
 
 export interface ProviderRequest {
   messages: PromptMessage[];
