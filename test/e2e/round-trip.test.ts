@@ -40,7 +40,9 @@ describe("protocol round trip (1 gateway, 1 AI node, real Redis)", () => {
 
     const conversations = await client.request("GET", "/api/conversations");
     expect(conversations.status).toBe(200);
-    expect(conversations.body.conversations).toMatchObject([{ id: accepted.conversationId, title: "Hello there, tell me about chatgrid" }]);
+    expect(conversations.body.conversations).toMatchObject([
+      { id: accepted.conversationId, title: "Hello there, tell me about chatgrid" },
+    ]);
     client.close();
   });
 });

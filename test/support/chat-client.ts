@@ -47,7 +47,9 @@ export class ChatClient {
   }
 
   /** Opens the socket and sends hello (with the token and resume points when given); resolves on welcome. */
-  async connect(options: { resume?: { streamId: string; afterSeq?: number }[]; headers?: Record<string, string> } = {}) {
+  async connect(
+    options: { resume?: { streamId: string; afterSeq?: number }[]; headers?: Record<string, string> } = {},
+  ) {
     const ws = new WebSocket(this.wsUrl, { headers: options.headers });
     this.ws = ws;
     this.closeCode = undefined;
@@ -59,7 +61,13 @@ export class ChatClient {
     ws.on("error", () => undefined);
     await once(ws, "open");
     const welcome = this.next((f) => f.type === "welcome");
-    ws.send(JSON.stringify({ type: "hello", ...(this.token ? { token: this.token } : {}), ...(options.resume ? { resume: options.resume } : {}) }));
+    ws.send(
+      JSON.stringify({
+        type: "hello",
+        ...(this.token ? { token: this.token } : {}),
+        ...(options.resume ? { resume: options.resume } : {}),
+      }),
+    );
     const frame = (await welcome) as Extract<ServerFrame, { type: "welcome" }>;
     this.token = frame.token;
     this.sessionId = frame.sessionId;
@@ -110,14 +118,15 @@ export class ChatClient {
 
   private onFrame(frame: ServerFrame): void {
     this.frames.push(frame);
-    if ("streamId" in frame && "seq" in frame && frame.type !== "error") {
+    if ("streamId" in frame && "seq" in frame) {
       const view = this.view(frame.streamId);
       if (frame.type === "snapshot") {
         if (frame.seq <= view.lastSeq) view.violations.push(`snapshot seq ${frame.seq} not above ${view.lastSeq}`);
         view.text = frame.content;
         view.snapshots++;
       } else {
-        if (frame.seq !== view.lastSeq + 1) view.violations.push(`${frame.type} seq ${frame.seq} after ${view.lastSeq}`);
+        if (frame.seq !== view.lastSeq + 1)
+          view.violations.push(`${frame.type} seq ${frame.seq} after ${view.lastSeq}`);
         if (view.done) view.violations.push(`${frame.type} after done`);
         if (frame.type === "chunk") view.text += frame.delta;
         if (frame.type === "reset") {
@@ -156,7 +165,11 @@ export class ChatClient {
     } catch {
       json = text;
     }
-    return { status: response.status, body: json as Record<string, unknown> & { error?: { code: string; message: string } }, headers: response.headers };
+    return {
+      status: response.status,
+      body: json as Record<string, unknown> & { error?: { code: string; message: string } },
+      headers: response.headers,
+    };
   }
 
   async createSession(): Promise<void> {

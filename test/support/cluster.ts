@@ -49,7 +49,18 @@ export class TestCluster {
       const url = `http://127.0.0.1:${port}`;
       aiUrls.push(`ai-${i}=${url}`);
       ai.push(
-        new NodeProcess(`ai-${i}`, "ai", { ...common, NODE_NAME: `ai-${i}`, PORT: String(port), REGISTER: options.staticOnly ? "false" : "true", ...options.aiEnv }, url),
+        new NodeProcess(
+          `ai-${i}`,
+          "ai",
+          {
+            ...common,
+            NODE_NAME: `ai-${i}`,
+            PORT: String(port),
+            REGISTER: options.staticOnly ? "false" : "true",
+            ...options.aiEnv,
+          },
+          url,
+        ),
       );
     }
     const staticUrls = [...aiUrls, ...(options.extraAiUrls ?? [])].join(",");

@@ -30,7 +30,20 @@ export class RedisServer {
   async launch(): Promise<void> {
     this.child = spawn(
       "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--appendonly", "yes", "--save", "", "--protected-mode", "no"],
+      [
+        "--port",
+        String(this.port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        this.dir,
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--protected-mode",
+        "no",
+      ],
       { stdio: "ignore" },
     );
     await waitFor(`redis on ${this.port}`, async () => {

@@ -4,12 +4,12 @@ import {
   AiNodeRegistry,
   ChannelSubscriber,
   ConversationStore,
-  StreamStore,
   channels,
   connectRedis,
   createLogger,
   createRedis,
   isRedisReady,
+  StreamStore,
   storeOptionsFromEnv,
 } from "@chatgrid/broker";
 import { serve } from "@hono/node-server";

@@ -56,7 +56,13 @@ export function createAiApp(deps: AiAppDeps): Hono {
   app.get("/health", (c) => {
     const redis = deps.redisReady() ? "up" : "down";
     const status = deps.draining() ? "draining" : redis === "up" ? "ok" : "degraded";
-    const body: AiHealthResponse = { status, node: deps.node, redis, running: deps.running(), provider: deps.providerName };
+    const body: AiHealthResponse = {
+      status,
+      node: deps.node,
+      redis,
+      running: deps.running(),
+      provider: deps.providerName,
+    };
     return c.json(body, status === "ok" ? 200 : 503);
   });
 

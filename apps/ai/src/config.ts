@@ -32,7 +32,9 @@ export function loadAiConfig(env: Record<string, string | undefined> = process.e
   // No provider named: openai when an endpoint or key is configured, else the built-in demo model.
   const provider = parsed.PROVIDER ?? (parsed.OPENAI_BASE_URL || parsed.OPENAI_API_KEY ? "openai" : "demo");
   if (provider === "openai" && !parsed.OPENAI_API_KEY && !parsed.OPENAI_BASE_URL) {
-    throw new Error("invalid configuration:\n  PROVIDER=openai needs OPENAI_API_KEY (and OPENAI_BASE_URL for non-OpenAI servers)");
+    throw new Error(
+      "invalid configuration:\n  PROVIDER=openai needs OPENAI_API_KEY (and OPENAI_BASE_URL for non-OpenAI servers)",
+    );
   }
   return {
     ...parsed,

@@ -1,5 +1,5 @@
-import { loadAiConfig } from "./config";
 import { startAiNode } from "./ai-node";
+import { loadAiConfig } from "./config";
 
 /** Entry point: configuration from the environment, then run until SIGTERM/SIGINT. */
 async function main(): Promise<void> {

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** The AI node's Prometheus metrics. Counters without per-stream labels: the hot path stays allocation-light. */
 export function createAiMetrics() {
@@ -20,8 +20,16 @@ export function createAiMetrics() {
       labelNames: ["outcome"] as const,
       registers,
     }),
-    chunksPublished: new Counter({ name: "chatgrid_ai_chunks_published_total", help: "Chunks appended and published", registers }),
-    publishRetries: new Counter({ name: "chatgrid_ai_publish_retries_total", help: "Appends retried while Redis was away", registers }),
+    chunksPublished: new Counter({
+      name: "chatgrid_ai_chunks_published_total",
+      help: "Chunks appended and published",
+      registers,
+    }),
+    publishRetries: new Counter({
+      name: "chatgrid_ai_publish_retries_total",
+      help: "Appends retried while Redis was away",
+      registers,
+    }),
     leaseRenewals: new Counter({
       name: "chatgrid_ai_lease_renewals_total",
       help: "Lease renewals by result",

@@ -133,7 +133,10 @@ export class StreamRun {
     } catch (writeError) {
       if (writeError instanceof LostStream) return "lost";
       // Redis stayed away: leave the lease to lapse; a gateway takes over and the stream still ends with done.
-      log.warn({ streamId: this.streamId, err: writeError }, "could not write the end of a stream; leaving it to takeover");
+      log.warn(
+        { streamId: this.streamId, err: writeError },
+        "could not write the end of a stream; leaving it to takeover",
+      );
       return "abandoned";
     }
   }

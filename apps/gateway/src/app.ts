@@ -1,12 +1,12 @@
-import { LIMITS, ErrorCode } from "@chatgrid/protocol";
+import { ErrorCode, LIMITS } from "@chatgrid/protocol";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import type { UpgradeWebSocket } from "hono/ws";
 import type { Redis } from "ioredis";
 import type { WebSocket } from "ws";
-import type { ApiDeps, ApiEnv } from "./http/context";
 import { requireSession } from "./http/auth";
+import type { ApiDeps, ApiEnv } from "./http/context";
 import { apiError } from "./http/errors";
 import { isOriginAllowed } from "./http/origin";
 import { cancelRoutes } from "./routes/cancel";
@@ -23,7 +23,9 @@ export interface GatewayAppOptions {
 
 /** Redis being away shows up as these errors; the request gets 503 rather than 500. */
 function isRedisUnavailable(error: Error): boolean {
-  return /enableOfflineQueue|Connection is closed|Command timed out|ECONNREFUSED|max retries per request/i.test(error.message);
+  return /enableOfflineQueue|Connection is closed|Command timed out|ECONNREFUSED|max retries per request/i.test(
+    error.message,
+  );
 }
 
 /** The public REST + WebSocket surface of a gateway (PROTOCOL.md §1–3). */
@@ -77,7 +79,8 @@ export function createGatewayApp(deps: ApiDeps, redis: Redis, options: GatewayAp
 
   app.notFound((c) => apiError(c, 404, ErrorCode.routeNotFound, "no such route"));
   app.onError((error, c) => {
-    if (isRedisUnavailable(error)) return apiError(c, 503, ErrorCode.unavailable, "storage is unavailable; retry shortly");
+    if (isRedisUnavailable(error))
+      return apiError(c, 503, ErrorCode.unavailable, "storage is unavailable; retry shortly");
     deps.log.error({ err: error }, "request failed");
     return apiError(c, 500, ErrorCode.internal, "internal error");
   });

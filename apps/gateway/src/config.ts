@@ -47,7 +47,8 @@ export function parseAiServiceUrls(value: string): StaticAiNode[] {
     .map((entry, index) => {
       const eq = entry.indexOf("=");
       const [name, url] = eq > 0 ? [entry.slice(0, eq), entry.slice(eq + 1)] : [`ai-${index + 1}`, entry];
-      if (!/^https?:\/\/[^/]+/.test(url)) throw new Error(`invalid configuration:\n  AI_SERVICE_URLS: "${entry}" is not an http(s) URL`);
+      if (!/^https?:\/\/[^/]+/.test(url))
+        throw new Error(`invalid configuration:\n  AI_SERVICE_URLS: "${entry}" is not an http(s) URL`);
       return { name, url: url.replace(/\/+$/, "") };
     });
 }
@@ -57,12 +58,16 @@ export function loadGatewayConfig(env: Record<string, string | undefined> = proc
   const aiNodes = parseAiServiceUrls(parsed.AI_SERVICE_URLS);
   const discovery = parsed.AI_DISCOVERY === "true";
   if (aiNodes.length === 0 && !discovery) {
-    throw new Error("invalid configuration:\n  AI_SERVICE_URLS: empty while AI_DISCOVERY=false: the gateway would know no AI node");
+    throw new Error(
+      "invalid configuration:\n  AI_SERVICE_URLS: empty while AI_DISCOVERY=false: the gateway would know no AI node",
+    );
   }
   return {
     ...parsed,
     aiNodes,
     discovery,
-    allowedOrigins: parsed.ALLOWED_ORIGINS.split(",").map((o) => o.trim()).filter(Boolean),
+    allowedOrigins: parsed.ALLOWED_ORIGINS.split(",")
+      .map((o) => o.trim())
+      .filter(Boolean),
   };
 }

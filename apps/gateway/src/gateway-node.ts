@@ -4,13 +4,13 @@ import {
   AiNodeRegistry,
   ChannelSubscriber,
   ConversationStore,
-  SessionRateLimiter,
-  SessionStore,
-  StreamStore,
   connectRedis,
   createLogger,
   createRedis,
   isRedisReady,
+  SessionRateLimiter,
+  SessionStore,
+  StreamStore,
   storeOptionsFromEnv,
 } from "@chatgrid/broker";
 import { LIMITS } from "@chatgrid/protocol";

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 
 /** The gateway's Prometheus metrics; label sets are small and fixed (no per-stream or per-session labels). */
 export function createGatewayMetrics() {
@@ -8,19 +8,43 @@ export function createGatewayMetrics() {
   return {
     registry,
     socketsOpen: new Gauge({ name: "chatgrid_sockets_open", help: "Open WebSockets", registers }),
-    sessionsActive: new Gauge({ name: "chatgrid_sessions_active", help: "Sessions with a socket on this gateway", registers }),
+    sessionsActive: new Gauge({
+      name: "chatgrid_sessions_active",
+      help: "Sessions with a socket on this gateway",
+      registers,
+    }),
     restRequests: new Counter({
       name: "chatgrid_rest_requests_total",
       help: "REST requests by route and status",
       labelNames: ["route", "status"] as const,
       registers,
     }),
-    chunksDelivered: new Counter({ name: "chatgrid_chunks_delivered_total", help: "Stream events sent to sockets", registers }),
-    resumeRequests: new Counter({ name: "chatgrid_resume_requests_total", help: "Streams resumed by clients", registers }),
-    replayedEvents: new Counter({ name: "chatgrid_replayed_events_total", help: "Events sent from history", registers }),
+    chunksDelivered: new Counter({
+      name: "chatgrid_chunks_delivered_total",
+      help: "Stream events sent to sockets",
+      registers,
+    }),
+    resumeRequests: new Counter({
+      name: "chatgrid_resume_requests_total",
+      help: "Streams resumed by clients",
+      registers,
+    }),
+    replayedEvents: new Counter({
+      name: "chatgrid_replayed_events_total",
+      help: "Events sent from history",
+      registers,
+    }),
     gapsFilled: new Counter({ name: "chatgrid_gaps_filled_total", help: "Live gaps filled from history", registers }),
-    snapshotsSent: new Counter({ name: "chatgrid_snapshots_sent_total", help: "Snapshots sent for expired history", registers }),
-    slowConsumerCloses: new Counter({ name: "chatgrid_slow_consumer_closes_total", help: "Sockets closed with 4409", registers }),
+    snapshotsSent: new Counter({
+      name: "chatgrid_snapshots_sent_total",
+      help: "Snapshots sent for expired history",
+      registers,
+    }),
+    slowConsumerCloses: new Counter({
+      name: "chatgrid_slow_consumer_closes_total",
+      help: "Sockets closed with 4409",
+      registers,
+    }),
     aiNodeHealthy: new Gauge({
       name: "chatgrid_ai_node_healthy",
       help: "1 when this gateway considers the AI node healthy",
@@ -33,14 +57,22 @@ export function createGatewayMetrics() {
       labelNames: ["result"] as const,
       registers,
     }),
-    dispatchRetries: new Counter({ name: "chatgrid_dispatch_retries_total", help: "Dispatch tries moved to the next AI node", registers }),
+    dispatchRetries: new Counter({
+      name: "chatgrid_dispatch_retries_total",
+      help: "Dispatch tries moved to the next AI node",
+      registers,
+    }),
     takeovers: new Counter({
       name: "chatgrid_takeovers_total",
       help: "Streams whose lease lapsed, by what this gateway did",
       labelNames: ["result"] as const,
       registers,
     }),
-    redisUp: new Gauge({ name: "chatgrid_redis_up", help: "1 when this node's Redis connections are ready", registers }),
+    redisUp: new Gauge({
+      name: "chatgrid_redis_up",
+      help: "1 when this node's Redis connections are ready",
+      registers,
+    }),
   };
 }
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

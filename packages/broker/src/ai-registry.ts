@@ -31,7 +31,8 @@ export class AiNodeRegistry {
     for (const member of members) {
       try {
         const parsed = JSON.parse(member) as Partial<RegisteredAiNode>;
-        if (typeof parsed.name === "string" && typeof parsed.url === "string") nodes.push({ name: parsed.name, url: parsed.url });
+        if (typeof parsed.name === "string" && typeof parsed.url === "string")
+          nodes.push({ name: parsed.name, url: parsed.url });
       } catch {
         // A foreign member in our key is ignored rather than trusted.
       }

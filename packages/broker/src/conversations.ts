@@ -64,11 +64,31 @@ export class ConversationStore {
     const msgs = keys.conversationMessages(turn.conversationId);
     const tx = this.redis.multi();
     if (turn.newConversation) {
-      tx.hset(conv, "id", turn.conversationId, "sessionId", sessionId, "title", titleFrom(message), "createdAt", createdAt);
+      tx.hset(
+        conv,
+        "id",
+        turn.conversationId,
+        "sessionId",
+        sessionId,
+        "title",
+        titleFrom(message),
+        "createdAt",
+        createdAt,
+      );
     }
     tx.hset(conv, "updatedAt", createdAt)
       .rpush(msgs, turn.userMessageId, turn.assistantMessageId)
-      .hset(keys.message(turn.userMessageId), "id", turn.userMessageId, "role", "user", "content", message, "createdAt", createdAt)
+      .hset(
+        keys.message(turn.userMessageId),
+        "id",
+        turn.userMessageId,
+        "role",
+        "user",
+        "content",
+        message,
+        "createdAt",
+        createdAt,
+      )
       .hset(
         keys.message(turn.assistantMessageId),
         "id",
@@ -81,7 +101,13 @@ export class ConversationStore {
         turn.streamId,
       )
       .zadd(keys.sessionConversations(sessionId), now, turn.conversationId);
-    for (const key of [conv, msgs, keys.message(turn.userMessageId), keys.message(turn.assistantMessageId), keys.sessionConversations(sessionId)]) {
+    for (const key of [
+      conv,
+      msgs,
+      keys.message(turn.userMessageId),
+      keys.message(turn.assistantMessageId),
+      keys.sessionConversations(sessionId),
+    ]) {
       tx.pexpire(key, this.ttl);
     }
     for (const [command, ...args] of this.streams.createCommands(
@@ -150,7 +176,13 @@ export class ConversationStore {
           status: info.status,
         });
       } else {
-        messages.push({ id: row.id, role: "user", content: row.content ?? "", createdAt: row.createdAt ?? "", status: "complete" });
+        messages.push({
+          id: row.id,
+          role: "user",
+          content: row.content ?? "",
+          createdAt: row.createdAt ?? "",
+          status: "complete",
+        });
       }
     }
     return messages;

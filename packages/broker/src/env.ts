@@ -21,7 +21,10 @@ export const envBool = (fallback: boolean) =>
 
 /** The Redis and retention settings every node reads the same way. */
 export const storeEnvSchema = z.object({
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, "a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "a redis:// or rediss:// URL")
+    .default("redis://127.0.0.1:6379"),
   HISTORY_TTL_MS: envInt(24 * 60 * 60 * 1000),
   HISTORY_MAX_LEN: envInt(10_000, 10),
   RETENTION_TTL_MS: envInt(30 * 24 * 60 * 60 * 1000),

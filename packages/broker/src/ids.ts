@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 
 /** Opaque ids with a readable prefix (`st_…` is a stream), 96 random bits: unguessable and short. */
-export const newId = (prefix: "sess" | "conv" | "msg" | "st"): string => `${prefix}_${randomBytes(12).toString("base64url")}`;
+export const newId = (prefix: "sess" | "conv" | "msg" | "st"): string =>
+  `${prefix}_${randomBytes(12).toString("base64url")}`;
 
 /** A session token: 256 random bits. Only its hash is stored. */
 export const newToken = (): string => randomBytes(32).toString("base64url");

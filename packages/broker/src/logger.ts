@@ -8,7 +8,10 @@ export function createLogger(node: string, level = process.env.LOG_LEVEL ?? "inf
   return pino({
     level,
     base: { node },
-    redact: { paths: ["token", "*.token", "authorization", "*.authorization", "message", "*.content"], censor: "[redacted]" },
+    redact: {
+      paths: ["token", "*.token", "authorization", "*.authorization", "message", "*.content"],
+      censor: "[redacted]",
+    },
   });
 }
 export type { Logger };

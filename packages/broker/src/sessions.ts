@@ -27,11 +27,7 @@ export class SessionStore {
     const tokenKey = keys.token(hashToken(token));
     const sessionId = await this.redis.get(tokenKey);
     if (!sessionId) return undefined;
-    await this.redis
-      .multi()
-      .pexpire(tokenKey, this.idleTtlMs)
-      .pexpire(keys.session(sessionId), this.idleTtlMs)
-      .exec();
+    await this.redis.multi().pexpire(tokenKey, this.idleTtlMs).pexpire(keys.session(sessionId), this.idleTtlMs).exec();
     return sessionId;
   }
 }

@@ -52,13 +52,17 @@ export interface NewStream {
   userMessageId: string;
 }
 
-export type ClaimResult = { status: "claimed"; cancelRequested: boolean } | { status: "already_claimed" | "stale_attempt" | "unknown" };
+export type ClaimResult =
+  | { status: "claimed"; cancelRequested: boolean }
+  | { status: "already_claimed" | "stale_attempt" | "unknown" };
 export type RenewResult = "renewed" | "cancel_requested" | "lost";
 export type TakeoverResult =
   | { status: "alive" | "gone" | "not_due" }
   | { status: "takeover"; attempt: number; cancelRequested: boolean; previousNode: string };
 
-export type AppendOutcome = { ok: true; seq: number } | { ok: false; reason: "fenced" | "unknown" | "done" | "out_of_step" };
+export type AppendOutcome =
+  | { ok: true; seq: number }
+  | { ok: false; reason: "fenced" | "unknown" | "done" | "out_of_step" };
 
 export type StreamEventInput =
   | { kind: "start"; conversationId: string; messageId: string; aiNode: string }
@@ -121,7 +125,12 @@ export class StreamStore {
   async delete(streamId: string): Promise<void> {
     await this.redis
       .multi()
-      .del(keys.streamMeta(streamId), keys.streamEvents(streamId), keys.streamText(streamId), keys.streamLease(streamId))
+      .del(
+        keys.streamMeta(streamId),
+        keys.streamEvents(streamId),
+        keys.streamText(streamId),
+        keys.streamLease(streamId),
+      )
       .zrem(keys.watch(), streamId)
       .exec();
   }
@@ -202,7 +211,11 @@ export class StreamStore {
           finishReason: "",
         };
       case "chunk":
-        return { ...frameParts({ type: "chunk", streamId }, { delta: event.delta }), delta: event.delta, finishReason: "" };
+        return {
+          ...frameParts({ type: "chunk", streamId }, { delta: event.delta }),
+          delta: event.delta,
+          finishReason: "",
+        };
       case "reset":
         return { ...frameParts({ type: "reset", streamId }, {}), delta: "", finishReason: "" };
       case "done": {
@@ -246,7 +259,11 @@ export class StreamStore {
 
   /** The text since the last reset and the seq it is current at, read atomically. */
   async snapshot(streamId: string): Promise<{ seq: number; content: string } | undefined> {
-    const result = await this.redis.multi().hget(keys.streamMeta(streamId), "seq").get(keys.streamText(streamId)).exec();
+    const result = await this.redis
+      .multi()
+      .hget(keys.streamMeta(streamId), "seq")
+      .get(keys.streamText(streamId))
+      .exec();
     const seq = result?.[0]?.[1];
     if (seq === null || seq === undefined) return undefined;
     return { seq: Number(seq), content: (result?.[1]?.[1] as string | null) ?? "" };

@@ -2,7 +2,11 @@ import { z } from "zod";
 import { LIMITS } from "./limits";
 
 /** Ids are opaque to clients; bound them so a hostile id cannot cost memory or Redis key space. */
-export const IdSchema = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/, "ids are [A-Za-z0-9_-]");
+export const IdSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_-]+$/, "ids are [A-Za-z0-9_-]");
 
 export const ErrorBodySchema = z.object({
   error: z.object({ code: z.string(), message: z.string() }),

@@ -11,7 +11,8 @@ export function requireSession(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer ([^\s]+)$/i.exec(header);
-    if (!match?.[1]) return apiError(c, 401, ErrorCode.unauthorized, "missing or malformed Authorization: Bearer token");
+    if (!match?.[1])
+      return apiError(c, 401, ErrorCode.unauthorized, "missing or malformed Authorization: Bearer token");
     const sessionId = await deps.sessions.resolve(match[1]);
     if (!sessionId) return apiError(c, 401, ErrorCode.unauthorized, "unknown or expired token");
     const decision = await deps.rateLimiter.check(sessionId);

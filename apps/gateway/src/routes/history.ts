@@ -1,4 +1,4 @@
-import { type ConversationsResponse, ErrorCode, type HistoryResponse, HistoryQuerySchema } from "@chatgrid/protocol";
+import { type ConversationsResponse, ErrorCode, HistoryQuerySchema, type HistoryResponse } from "@chatgrid/protocol";
 import { Hono } from "hono";
 import type { ApiDeps, ApiEnv } from "../http/context";
 import { apiError } from "../http/errors";

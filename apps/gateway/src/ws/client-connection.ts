@@ -28,6 +28,8 @@ export interface ConnectionCounters {
 interface Cursor {
   last: number;
   held: ChannelMessage[] | undefined;
+  /** A history read is running for this stream. */
+  filling: boolean;
   done: boolean;
 }
 
@@ -58,7 +60,7 @@ export class ClientConnection {
     let cursor = this.cursors.get(message.streamId);
     if (!cursor) {
       // A stream this socket has not seen: it is sent from its beginning, so nothing of it is skipped.
-      cursor = { last: -1, held: undefined, done: false };
+      cursor = { last: -1, held: undefined, filling: false, done: false };
       this.cursors.set(message.streamId, cursor);
     }
     if (cursor.held) {
@@ -76,25 +78,39 @@ export class ClientConnection {
     void this.fill(message.streamId, cursor);
   }
 
-  /** A client's resume request; the caller has checked the stream belongs to this session. */
-  resume(streamId: string, afterSeq: number | undefined): Promise<void> {
+  /**
+   * Called as soon as a resume point arrives, before any await: from now on live events of the stream are held,
+   * so none is sent from the wrong place while the ownership check and the history read run.
+   */
+  prepareResume(streamId: string, afterSeq: number | undefined): void {
     let cursor = this.cursors.get(streamId);
     if (!cursor) {
-      cursor = { last: afterSeq ?? -1, held: undefined, done: false };
+      cursor = { last: afterSeq ?? -1, held: undefined, filling: false, done: false };
       this.cursors.set(streamId, cursor);
     } else if (afterSeq !== undefined && afterSeq > cursor.last) {
       cursor.last = afterSeq;
     }
-    if (cursor.held) return Promise.resolve(); // a fill is running; it sends everything after `last`
-    cursor.held = [];
+    cursor.held ??= [];
+  }
+
+  /** Forgets a prepared resume that turned out not to be this session's stream. */
+  abandonResume(streamId: string): void {
+    const cursor = this.cursors.get(streamId);
+    if (cursor && !cursor.filling) this.cursors.delete(streamId);
+  }
+
+  /** A client's resume request; the caller has checked the stream belongs to this session. */
+  resume(streamId: string, afterSeq: number | undefined): Promise<void> {
+    this.prepareResume(streamId, afterSeq);
+    const cursor = this.cursors.get(streamId)!;
+    if (cursor.filling) return Promise.resolve(); // the running read sends everything after `last`
     return this.fill(streamId, cursor);
   }
 
   /** After the node's subscription was restored: events may have been missed, so every open stream catches up. */
   catchUp(): void {
     for (const [streamId, cursor] of this.cursors) {
-      if (cursor.done || cursor.held) continue;
-      cursor.held = [];
+      if (cursor.done || cursor.filling) continue;
       void this.fill(streamId, cursor);
     }
   }
@@ -105,6 +121,8 @@ export class ClientConnection {
 
   private async fill(streamId: string, cursor: Cursor): Promise<void> {
     let stalls = 0;
+    cursor.filling = true;
+    cursor.held ??= [];
     try {
       while (!this.closed && this.transport.open) {
         const before = cursor.last;
@@ -142,6 +160,8 @@ export class ClientConnection {
           streamId,
         });
       }
+    } finally {
+      cursor.filling = false;
     }
   }
 
@@ -164,12 +184,20 @@ export class ClientConnection {
     return true;
   }
 
-  private async sendSnapshot(streamId: string, cursor: Cursor, known?: { seq: number; content: string }): Promise<void> {
+  private async sendSnapshot(
+    streamId: string,
+    cursor: Cursor,
+    known?: { seq: number; content: string },
+  ): Promise<void> {
     const snap = known ?? (await this.history.snapshot(streamId));
     if (!snap) throw new Error("stream state expired");
     if (snap.seq <= cursor.last) return;
     this.counters.snapshot();
-    this.sendEvent(cursor, JSON.stringify({ type: "snapshot", streamId, seq: snap.seq, content: snap.content }), snap.seq);
+    this.sendEvent(
+      cursor,
+      JSON.stringify({ type: "snapshot", streamId, seq: snap.seq, content: snap.content }),
+      snap.seq,
+    );
   }
 
   private sendEvent(cursor: Cursor, frame: string, seq: number): void {

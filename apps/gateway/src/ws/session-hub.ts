@@ -77,4 +77,3 @@ export class SessionHub {
     for (const connection of entry.connections) connection.deliver(message);
   }
 }
-

@@ -64,10 +64,17 @@ export class SocketHandler {
       this.close(CloseCode.rateLimited, "too many frames");
       return;
     }
-    this.queue = this.queue.then(() => this.handle(data)).catch((error: unknown) => {
-      this.deps.log.error({ err: error, sessionId: this.connection?.sessionId }, "socket frame failed");
-      this.sendError(ErrorCode.internal, "internal error");
-    });
+    const frame = this.parse(data);
+    if (!frame) return;
+    this.badFrames = 0;
+    // Hold live events of resumed streams from this moment, before any await (see prepareResume).
+    if (frame.type === "resume") for (const p of frame.streams) this.connection?.prepareResume(p.streamId, p.afterSeq);
+    this.queue = this.queue
+      .then(() => this.handle(frame))
+      .catch((error: unknown) => {
+        this.deps.log.error({ err: error, sessionId: this.connection?.sessionId }, "socket frame failed");
+        this.sendError(ErrorCode.internal, "internal error");
+      });
   }
 
   onClose(): void {
@@ -93,18 +100,15 @@ export class SocketHandler {
     this.closed = true;
   }
 
-  private async handle(data: string | ArrayBuffer): Promise<void> {
+  private async handle(frame: ClientFrame): Promise<void> {
     if (this.closed) return;
-    const frame = this.parse(data);
-    if (!frame) return;
-    this.badFrames = 0;
     if (!this.connection) {
       if (frame.type !== "hello") return this.close(CloseCode.protocolViolation, "the first frame must be hello");
       return this.hello(frame.token, frame.resume ?? []);
     }
     switch (frame.type) {
       case "hello":
-        return this.bad("hello was already received");
+        return void this.bad("hello was already received");
       case "ping":
         return this.connection.sendControl({ type: "pong" });
       case "resume":
@@ -158,16 +162,23 @@ export class SocketHandler {
         ({ sessionId, token: sessionToken } = await this.deps.sessions.create());
       }
       if (this.closed) return;
-      const connection = new ClientConnection(sessionId, transportOf(this.ws), this.deps.streams, this.deps.sendBufferBytes, {
-        delivered: (n) => this.deps.metrics.chunksDelivered.inc(n),
-        replayed: (n) => {
-          if (n > 0) this.deps.metrics.replayedEvents.inc(n);
+      const connection = new ClientConnection(
+        sessionId,
+        transportOf(this.ws),
+        this.deps.streams,
+        this.deps.sendBufferBytes,
+        {
+          delivered: (n) => this.deps.metrics.chunksDelivered.inc(n),
+          replayed: (n) => {
+            if (n > 0) this.deps.metrics.replayedEvents.inc(n);
+          },
+          gapFilled: () => this.deps.metrics.gapsFilled.inc(),
+          snapshot: () => this.deps.metrics.snapshotsSent.inc(),
+          slowConsumer: () => this.deps.metrics.slowConsumerCloses.inc(),
         },
-        gapFilled: () => this.deps.metrics.gapsFilled.inc(),
-        snapshot: () => this.deps.metrics.snapshotsSent.inc(),
-        slowConsumer: () => this.deps.metrics.slowConsumerCloses.inc(),
-      });
+      );
       this.connection = connection;
+      for (const point of resume) connection.prepareResume(point.streamId, point.afterSeq);
       await this.deps.hub.join(connection);
     } catch (error) {
       this.deps.log.warn({ err: error }, "hello failed (Redis away?)");
@@ -195,6 +206,7 @@ export class SocketHandler {
           const meta = await this.deps.streams.meta(streamId);
           // Another session's stream is answered exactly like a stream that does not exist.
           if (!meta || meta.sessionId !== connection.sessionId) {
+            connection.abandonResume(streamId);
             return this.sendError(ErrorCode.streamUnknown, "no such stream in this session", streamId);
           }
           await connection.resume(streamId, afterSeq);

@@ -1,0 +1,418 @@
+import { StreamEventSchema } from "@chatgrid/protocol";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeChannelMessage } from "./channel-message";
+import { ConversationStore } from "./conversations";
+import { newId } from "./ids";
+import { channels, keys } from "./keys";
+import { connectRedis, createRedis } from "./redis";
+import { type StreamEventInput, StreamStore, type StreamStoreOptions } from "./stream-store";
+import { startTestRedis, type TestRedis } from "./test-redis";
+
+let server: TestRedis;
+let redis: Redis;
+let redis2: Redis;
+let sub: Redis;
+
+async function connect(name: string): Promise<Redis> {
+  const client = createRedis(server.url, name);
+  client.on("error", () => undefined);
+  await connectRedis(client, 10_000);
+  return client;
+}
+
+beforeAll(async () => {
+  server = await startTestRedis();
+  redis = await connect("test-main");
+  redis2 = await connect("test-second");
+  sub = await connect("test-sub");
+});
+
+afterAll(async () => {
+  for (const client of [redis, redis2, sub]) client?.disconnect();
+  await server?.stop();
+});
+
+/**
+ * Subscribes (and waits for Redis to confirm), then returns a function that resolves with the first `count`
+ * messages published on `channel` (those `accept` keeps) from the moment of the subscription.
+ */
+async function collect(
+  client: Redis,
+  channel: string,
+  count: number,
+  timeoutMs = 3000,
+  accept: (message: string) => boolean = () => true,
+): Promise<() => Promise<string[]>> {
+  const received: string[] = [];
+  let settle: ((messages: string[]) => void) | undefined;
+  const onMessage = (ch: string, message: string) => {
+    if (ch !== channel || !accept(message)) return;
+    received.push(message);
+    if (received.length === count) settle?.(received);
+  };
+  client.on("message", onMessage);
+  await client.subscribe(channel);
+  return () =>
+    new Promise<string[]>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        client.off("message", onMessage);
+        reject(new Error(`got ${received.length} of ${count} messages on ${channel}: ${JSON.stringify(received)}`));
+      }, timeoutMs);
+      settle = (messages) => {
+        clearTimeout(timer);
+        client.off("message", onMessage);
+        void client.unsubscribe(channel);
+        resolve([...messages]);
+      };
+      if (received.length >= count) settle(received.slice(0, count));
+    });
+}
+
+function makeStore(options: Partial<StreamStoreOptions> = {}, client: Redis = redis): StreamStore {
+  return new StreamStore(client, { leaseMs: 5000, dispatchDeadlineMs: 10_000, ...options });
+}
+
+/** A queued stream, as the gateway writes it for a chat request (attempt 1). */
+async function queued(store: StreamStore, sessionId = newId("sess")) {
+  const turn = await new ConversationStore(redis, store).beginTurn(sessionId, "hello there");
+  return { sessionId, streamId: turn.streamId, turn };
+}
+
+/** A stream claimed by ai-1 (attempt 1). */
+async function running(store: StreamStore, sessionId?: string) {
+  const stream = await queued(store, sessionId);
+  const claim = await store.claim(stream.streamId, 1, "ai-1");
+  expect(claim.status).toBe("claimed");
+  return stream;
+}
+
+/** Makes the stream's watch deadline due now (what passing time would do). */
+async function makeDue(streamId: string): Promise<void> {
+  await redis.zadd(keys.watch(), 0, streamId);
+}
+
+function startEvent(turn: { conversationId: string; assistantMessageId: string }): StreamEventInput {
+  return { kind: "start", conversationId: turn.conversationId, messageId: turn.assistantMessageId, aiNode: "ai-1" };
+}
+
+describe("StreamStore.append", () => {
+  it("assigns seq 0 to start, then 1, 2, …, and stores exactly the protocol's frames", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    const events: StreamEventInput[] = [
+      startEvent(turn),
+      { kind: "chunk", delta: 'He said "hi"\n' },
+      { kind: "chunk", delta: "ünïcödé ✓" },
+      { kind: "reset" },
+      { kind: "chunk", delta: "again" },
+      {
+        kind: "done",
+        finishReason: "error",
+        error: { code: "provider_error", message: "boom" },
+        usage: { promptTokens: 3, completionTokens: 4 },
+      },
+    ];
+    const seqs: number[] = [];
+    for (const [seq, event] of events.entries()) {
+      const outcome = await store.append(streamId, 1, sessionId, seq, event);
+      expect(outcome).toEqual({ ok: true, seq });
+      if (outcome.ok) seqs.push(outcome.seq);
+    }
+    expect(seqs).toEqual([0, 1, 2, 3, 4, 5]);
+
+    const stored = await store.readAfter(streamId, -1);
+    expect(stored.map((e) => e.seq)).toEqual([0, 1, 2, 3, 4, 5]);
+    const frames = stored.map((e) => JSON.parse(e.frame) as unknown);
+    for (const frame of frames) expect(StreamEventSchema.safeParse(frame).success).toBe(true);
+    expect(frames).toEqual([
+      {
+        type: "start",
+        streamId,
+        conversationId: turn.conversationId,
+        messageId: turn.assistantMessageId,
+        seq: 0,
+        aiNode: "ai-1",
+      },
+      { type: "chunk", streamId, seq: 1, delta: 'He said "hi"\n' },
+      { type: "chunk", streamId, seq: 2, delta: "ünïcödé ✓" },
+      { type: "reset", streamId, seq: 3 },
+      { type: "chunk", streamId, seq: 4, delta: "again" },
+      {
+        type: "done",
+        streamId,
+        seq: 5,
+        finishReason: "error",
+        error: { code: "provider_error", message: "boom" },
+        usage: { promptTokens: 3, completionTokens: 4 },
+      },
+    ]);
+    // The frame starts with its type: the gateway relies on this to see `done` without parsing.
+    expect(stored[5]?.frame.startsWith('{"type":"done"')).toBe(true);
+
+    // readAfter starts right after the given seq and honours the count.
+    expect((await store.readAfter(streamId, 2)).map((e) => e.seq)).toEqual([3, 4, 5]);
+    expect((await store.readAfter(streamId, 0, 2)).map((e) => e.seq)).toEqual([1, 2]);
+    expect(await store.readAfter(streamId, 5)).toEqual([]);
+
+    const meta = await store.meta(streamId);
+    expect(meta).toMatchObject({ status: "done", seq: 5, finishReason: "error", attempt: 1, node: "ai-1" });
+  });
+
+  it("publishes each event on the session channel; the message decodes to the stored frame", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    const received = await collect(sub, channels.session(sessionId), 3);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "line\nbreak" });
+    await store.append(streamId, 1, sessionId, 2, { kind: "done", finishReason: "stop" });
+    const messages = (await received()).map(decodeChannelMessage);
+    const stored = await store.readAfter(streamId, -1);
+    expect(messages).toEqual(stored.map((e) => ({ streamId, seq: e.seq, frame: e.frame })));
+    for (const message of messages) expect(StreamEventSchema.safeParse(JSON.parse(message!.frame)).success).toBe(true);
+  });
+
+  it("is idempotent: the same seq appended twice is stored, published and appended to the text once", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    const received = await collect(sub, channels.session(sessionId), 3);
+    expect(await store.append(streamId, 1, sessionId, 0, startEvent(turn))).toEqual({ ok: true, seq: 0 });
+    expect(await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "abc" })).toEqual({
+      ok: true,
+      seq: 1,
+    });
+    // The retry of a call whose reply was lost.
+    expect(await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "abc" })).toEqual({
+      ok: true,
+      seq: 1,
+    });
+    // A marker after the retry: messages arrive in publish order, so the retry's publish would come before it.
+    expect(await store.append(streamId, 1, sessionId, 2, { kind: "chunk", delta: "d" })).toEqual({ ok: true, seq: 2 });
+    const seqs = (await received()).map((m) => decodeChannelMessage(m)?.seq);
+    expect(seqs).toEqual([0, 1, 2]);
+    expect((await store.readAfter(streamId, -1)).map((e) => e.seq)).toEqual([0, 1, 2]);
+    expect(await store.snapshot(streamId)).toEqual({ seq: 2, content: "abcd" });
+  });
+
+  it("refuses out-of-step seqs, unknown streams and appends after done", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    expect(await store.append(streamId, 1, sessionId, 2, { kind: "chunk", delta: "x" })).toEqual({
+      ok: false,
+      reason: "out_of_step",
+    });
+    expect(await store.append(newId("st"), 1, sessionId, 0, startEvent(turn))).toEqual({
+      ok: false,
+      reason: "unknown",
+    });
+    await store.append(streamId, 1, sessionId, 1, { kind: "done", finishReason: "stop" });
+    expect(await store.append(streamId, 1, sessionId, 2, { kind: "chunk", delta: "late" })).toEqual({
+      ok: false,
+      reason: "done",
+    });
+    expect((await store.readAfter(streamId, -1)).map((e) => e.seq)).toEqual([0, 1]);
+  });
+
+  it("fences off the old attempt after a takeover", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await redis.del(keys.streamLease(streamId));
+    await makeDue(streamId);
+    expect(await store.takeOver(streamId)).toMatchObject({ status: "takeover", attempt: 2 });
+    expect(await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "old" })).toEqual({
+      ok: false,
+      reason: "fenced",
+    });
+    // The fence holds for an idempotent-looking retry of an old seq too.
+    expect(await store.append(streamId, 1, sessionId, 0, startEvent(turn))).toEqual({ ok: false, reason: "fenced" });
+    expect(await store.renew(streamId, 1, "ai-1")).toBe("lost");
+    expect((await store.claim(streamId, 2, "ai-2")).status).toBe("claimed");
+    expect(await store.append(streamId, 2, sessionId, 1, { kind: "reset" })).toEqual({ ok: true, seq: 1 });
+    expect(await store.snapshot(streamId)).toEqual({ seq: 1, content: "" });
+  });
+});
+
+describe("StreamStore.claim", () => {
+  it("claims once per attempt, refuses stale attempts and unknown streams", async () => {
+    const store = makeStore({ leaseMs: 4000 });
+    const { streamId } = await queued(store);
+    expect(await store.meta(streamId)).toMatchObject({ status: "queued", attempt: 1, seq: -1 });
+
+    expect(await store.claim(streamId, 1, "ai-1")).toEqual({ status: "claimed", cancelRequested: false });
+    expect(await store.claim(streamId, 1, "ai-2")).toEqual({ status: "already_claimed" });
+    expect(await store.claim(streamId, 2, "ai-2")).toEqual({ status: "stale_attempt" });
+    expect(await store.claim(newId("st"), 1, "ai-1")).toEqual({ status: "unknown" });
+
+    expect(await store.meta(streamId)).toMatchObject({ status: "running", node: "ai-1", attempt: 1 });
+    expect(await redis.get(keys.streamLease(streamId))).toBe("ai-1:1");
+    const pttl = await redis.pttl(keys.streamLease(streamId));
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(4000);
+
+    // After a takeover the old attempt is stale and the new one can be claimed exactly once.
+    await redis.del(keys.streamLease(streamId));
+    await makeDue(streamId);
+    expect((await store.takeOver(streamId)).status).toBe("takeover");
+    expect(await store.claim(streamId, 1, "ai-1")).toEqual({ status: "stale_attempt" });
+    expect(await store.claim(streamId, 2, "ai-2")).toEqual({ status: "claimed", cancelRequested: false });
+    expect(await store.claim(streamId, 2, "ai-3")).toEqual({ status: "already_claimed" });
+  });
+
+  it("a claim of a done stream is stale", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "done", finishReason: "stop" });
+    expect(await store.claim(streamId, 1, "ai-2")).toEqual({ status: "stale_attempt" });
+  });
+});
+
+describe("StreamStore.takeOver", () => {
+  it("is not_due before the deadline and alive while the lease is held (the deadline moves forward)", async () => {
+    const store = makeStore({ leaseMs: 4000 });
+    const { streamId } = await running(store);
+    expect(await store.takeOver(streamId)).toEqual({ status: "not_due" });
+
+    await makeDue(streamId);
+    const before = Date.now();
+    expect(await store.takeOver(streamId)).toEqual({ status: "alive" });
+    const score = Number(await redis.zscore(keys.watch(), streamId));
+    expect(score).toBeGreaterThan(before);
+    expect(score).toBeLessThanOrEqual(before + 4000 + 1000);
+    expect(await store.meta(streamId)).toMatchObject({ attempt: 1, status: "running" });
+    // Still alive: the next check is not due yet.
+    expect(await store.takeOver(streamId)).toEqual({ status: "not_due" });
+  });
+
+  it("exactly one of many concurrent callers takes a lapsed stream over", async () => {
+    const stores = [makeStore({}, redis), makeStore({}, redis2)];
+    const { streamId } = await running(stores[0]!);
+    await redis.del(keys.streamLease(streamId));
+    await makeDue(streamId);
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, index) => stores[index % 2]!.takeOver(streamId)),
+    );
+    const takeovers = results.filter((r) => r.status === "takeover");
+    expect(takeovers).toEqual([{ status: "takeover", attempt: 2, cancelRequested: false, previousNode: "ai-1" }]);
+    expect(results.filter((r) => r.status === "not_due")).toHaveLength(9);
+    expect(await stores[0]!.meta(streamId)).toMatchObject({ attempt: 2, status: "queued" });
+    const score = Number(await redis.zscore(keys.watch(), streamId));
+    expect(score).toBeGreaterThan(Date.now() + 5000);
+  });
+
+  it("reports gone for unknown and ended streams", async () => {
+    const store = makeStore();
+    expect(await store.takeOver(newId("st"))).toEqual({ status: "gone" });
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "done", finishReason: "stop" });
+    await makeDue(streamId);
+    expect(await store.takeOver(streamId)).toEqual({ status: "gone" });
+    expect(await redis.zscore(keys.watch(), streamId)).toBeNull();
+  });
+});
+
+describe("StreamStore done, snapshot, cancel", () => {
+  it("done sets status and finish reason, drops the lease and leaves the watch set", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    expect(await redis.zscore(keys.watch(), streamId)).not.toBeNull();
+    await store.append(streamId, 1, sessionId, 1, { kind: "done", finishReason: "length" });
+    expect(await redis.zscore(keys.watch(), streamId)).toBeNull();
+    expect(await redis.exists(keys.streamLease(streamId))).toBe(0);
+    expect(await store.meta(streamId)).toMatchObject({ status: "done", finishReason: "length", seq: 1 });
+    expect(await store.renew(streamId, 1, "ai-1")).toBe("lost");
+  });
+
+  it("snapshot is the text since the last reset and its seq", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    expect(await store.snapshot(streamId)).toBeUndefined();
+    expect(await store.snapshot(newId("st"))).toBeUndefined();
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    expect(await store.snapshot(streamId)).toEqual({ seq: 0, content: "" });
+    await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "Hello" });
+    await store.append(streamId, 1, sessionId, 2, { kind: "chunk", delta: ", world" });
+    expect(await store.snapshot(streamId)).toEqual({ seq: 2, content: "Hello, world" });
+    await store.append(streamId, 1, sessionId, 3, { kind: "reset" });
+    expect(await store.snapshot(streamId)).toEqual({ seq: 3, content: "" });
+    await store.append(streamId, 1, sessionId, 4, { kind: "chunk", delta: "Fresh" });
+    await store.append(streamId, 1, sessionId, 5, { kind: "done", finishReason: "stop" });
+    expect(await store.snapshot(streamId)).toEqual({ seq: 5, content: "Fresh" });
+  });
+
+  it("requestCancel: unknown for another session, requested (and published) while running, ended after done", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    expect(await store.requestCancel(streamId, newId("sess"))).toBe("unknown");
+    expect(await store.requestCancel(newId("st"), sessionId)).toBe("unknown");
+    expect((await store.meta(streamId))?.cancelRequested).toBe(false);
+
+    const received = await collect(sub, channels.cancel(), 1);
+    expect(await store.requestCancel(streamId, sessionId)).toBe("requested");
+    expect(await received()).toEqual([streamId]);
+    expect((await store.meta(streamId))?.cancelRequested).toBe(true);
+    expect(await store.renew(streamId, 1, "ai-1")).toBe("cancel_requested");
+
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "done", finishReason: "cancelled" });
+    expect(await store.requestCancel(streamId, sessionId)).toBe("ended");
+  });
+
+  it("a cancel requested before the claim is reported by the claim", async () => {
+    const store = makeStore();
+    const { streamId, sessionId } = await queued(store);
+    expect(await store.requestCancel(streamId, sessionId)).toBe("requested");
+    expect(await store.claim(streamId, 1, "ai-1")).toEqual({ status: "claimed", cancelRequested: true });
+  });
+});
+
+describe("StreamStore history bounds", () => {
+  it("the per-chunk history expires after historyTtlMs while the snapshot survives", async () => {
+    const store = makeStore({ historyTtlMs: 200 });
+    const { streamId, sessionId, turn } = await running(store);
+    const eventsKey = keys.streamEvents(streamId);
+    await redis.config("SET", "notify-keyspace-events", "Ex");
+    // Redis tells us when the key expired (keyspace notification), so no sleep is needed.
+    const expired = await collect(sub, "__keyevent@0__:expired", 1, 5000, (key) => key === eventsKey);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "kept text" });
+    const pttl = await redis.pttl(eventsKey);
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(200);
+    expect(await store.readAfter(streamId, -1)).toHaveLength(2);
+
+    expect(await expired()).toEqual([eventsKey]);
+    expect(await redis.exists(eventsKey)).toBe(0);
+    expect(await store.readAfter(streamId, -1)).toEqual([]);
+    expect(await store.snapshot(streamId)).toEqual({ seq: 1, content: "kept text" });
+    expect(await store.meta(streamId)).toMatchObject({ status: "running", seq: 1 });
+  });
+
+  it("keeps at most about historyMaxLen events (Redis trims whole nodes), always the newest", async () => {
+    const maxLen = 10;
+    const store = makeStore({ historyMaxLen: maxLen });
+    const { streamId, sessionId, turn } = await running(store);
+    const total = 350;
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    for (let seq = 1; seq < total; seq++) {
+      const outcome = await store.append(streamId, 1, sessionId, seq, { kind: "chunk", delta: "x" });
+      expect(outcome.ok).toBe(true);
+    }
+    const length = await redis.xlen(keys.streamEvents(streamId));
+    const nodeSize = Number(((await redis.config("GET", "stream-node-max-entries")) as string[])[1]);
+    expect(length).toBeGreaterThanOrEqual(maxLen);
+    expect(length).toBeLessThanOrEqual(maxLen + nodeSize);
+    expect(length).toBeLessThan(total);
+    const kept = await store.readAfter(streamId, -1, 1000);
+    expect(kept).toHaveLength(length);
+    expect(kept[0]!.seq).toBe(total - length);
+    expect(kept.at(-1)!.seq).toBe(total - 1);
+    expect(kept.map((e) => e.seq)).toEqual(Array.from({ length }, (_, i) => total - length + i));
+    // The text is not bounded by the history.
+    expect((await store.snapshot(streamId))?.content).toBe("x".repeat(total - 1));
+  });
+});
