@@ -17,6 +17,7 @@ const aiEnvSchema = storeEnvSchema.extend({
   PROVIDER_MAX_RETRIES: envInt(1, 0),
   DEMO_TOKENS_PER_SECOND: envInt(20, 0),
   DEMO_MAX_TOKENS: envInt(60),
+  DEMO_SEAMLESS_TAKEOVER: envBool(true),
   /** Provider tokens arriving within this window are published as one chunk (0: one chunk per token). */
   COALESCE_MS: envInt(10, 0),
   MAX_CONCURRENT_STREAMS: envInt(1000),

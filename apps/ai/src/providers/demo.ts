@@ -7,6 +7,11 @@ export interface DemoProviderConfig {
   tokensPerSecond: number;
   /** Tokens per answer, unless the prompt asks for another count with `[demo:tokens=N]`. */
   maxTokens: number;
+  /**
+   * The demo text is deterministic, so a node taking over a stream continues it seamlessly. Off, takeovers emit
+   * `reset` and start over, as they do with a real model: useful to see (and test) that path.
+   */
+  seamlessTakeover: boolean;
 }
 
 export const DEMO_MODEL = "chatgrid-demo (not a real model)";
@@ -68,7 +73,7 @@ export function createDemoProvider(config: DemoProviderConfig): Provider {
   return {
     name: "demo",
     model: DEMO_MODEL,
-    deterministic: true,
+    deterministic: config.seamlessTakeover,
     async *stream(request: ProviderRequest): AsyncIterable<ProviderEvent> {
       const prompt = request.messages.at(-1)?.content ?? "";
       const directives = demoDirectives(prompt);

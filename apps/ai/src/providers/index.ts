@@ -14,5 +14,9 @@ export function createProvider(config: AiConfig): Provider {
       maxRetries: config.PROVIDER_MAX_RETRIES,
     });
   }
-  return createDemoProvider({ tokensPerSecond: config.DEMO_TOKENS_PER_SECOND, maxTokens: config.DEMO_MAX_TOKENS });
+  return createDemoProvider({
+    tokensPerSecond: config.DEMO_TOKENS_PER_SECOND,
+    maxTokens: config.DEMO_MAX_TOKENS,
+    seamlessTakeover: config.DEMO_SEAMLESS_TAKEOVER,
+  });
 }

@@ -1,0 +1,48 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { ChatClient } from "../support/chat-client";
+import { TestCluster } from "../support/cluster";
+import { freePort } from "../support/free-port";
+
+describe("AI load balancer retries", () => {
+  let cluster: TestCluster | undefined;
+  afterEach(async () => {
+    await cluster?.stop();
+    cluster = undefined;
+  });
+
+  it("with one AI node refusing connections, every chat still succeeds", async () => {
+    const refusing = `ai-dead=http://127.0.0.1:${await freePort()}`;
+    cluster = await TestCluster.start({ gateways: 1, aiNodes: 2, staticOnly: true, extraAiUrls: [refusing] });
+    const client = new ChatClient(cluster.gatewayUrl(0));
+    await client.connect();
+    const streams = [];
+    for (let i = 0; i < 12; i++) streams.push(await client.chat(`[demo:tokens=2] retry ${i}`));
+    const nodes = new Set<string | undefined>();
+    for (const s of streams) {
+      const view = await client.done(s.streamId);
+      expect(view.done?.finishReason).toBe("stop");
+      nodes.add(view.start?.aiNode);
+    }
+    expect(nodes).toEqual(new Set(["ai-1", "ai-2"]));
+    const health = await client.request("GET", "/api/health");
+    expect(health.status).toBe(200);
+    expect(health.body.aiNodes).toContainEqual(expect.objectContaining({ name: "ai-dead", healthy: false }));
+    client.close();
+  });
+
+  it("with every AI node refusing, 503 no_ai_node and nothing is left behind", async () => {
+    const urls = [`ai-1=http://127.0.0.1:${await freePort()}`, `ai-2=http://127.0.0.1:${await freePort()}`];
+    cluster = await TestCluster.start({ gateways: 1, aiNodes: 0, staticOnly: true, extraAiUrls: urls });
+    const client = new ChatClient(cluster.gatewayUrl(0));
+    await client.createSession();
+    const response = await client.request("POST", "/api/chat", { message: "anyone there?", clientMessageId: "c1" });
+    expect(response.status).toBe(503);
+    expect(response.body.error?.code).toBe("no_ai_node");
+    expect((await client.request("GET", "/api/conversations")).body).toEqual({ conversations: [] });
+    const health = await client.request("GET", "/api/health");
+    expect(health.status).toBe(503);
+    // The idempotency key was released: the same clientMessageId may be retried.
+    const retry = await client.request("POST", "/api/chat", { message: "anyone there?", clientMessageId: "c1" });
+    expect(retry.status).toBe(503);
+  });
+});
