@@ -8,7 +8,9 @@ import { TestCluster } from "../support/cluster";
 async function runningStreams(client: ChatClient, count: number, tokens: number) {
   const streams = [];
   for (let i = 0; i < count; i++) streams.push(await client.chat(`[demo:tokens=${tokens}] takeover ${i}`));
-  await Promise.all(streams.map((s) => client.next((f) => f.type === "chunk" && f.streamId === s.streamId && f.seq >= 3)));
+  await Promise.all(
+    streams.map((s) => client.next((f) => f.type === "chunk" && f.streamId === s.streamId && f.seq >= 3)),
+  );
   return streams;
 }
 

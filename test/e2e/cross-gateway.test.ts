@@ -5,7 +5,11 @@ import { TestCluster } from "../support/cluster";
 describe("two gateways on one Redis", () => {
   let cluster: TestCluster;
   beforeAll(async () => {
-    cluster = await TestCluster.start({ gateways: 2, aiNodes: 2, env: { DEMO_TOKENS_PER_SECOND: "40", DEMO_MAX_TOKENS: "60" } });
+    cluster = await TestCluster.start({
+      gateways: 2,
+      aiNodes: 2,
+      env: { DEMO_TOKENS_PER_SECOND: "40", DEMO_MAX_TOKENS: "60" },
+    });
   });
   afterAll(async () => {
     await cluster?.stop();
@@ -34,7 +38,9 @@ describe("two gateways on one Redis", () => {
     // Another session's socket on the same gateway sees nothing of it.
     const stranger = new ChatClient(cluster.gatewayUrl(1));
     await stranger.connect();
-    const other = await rest.chat("second message, the stranger must not see it", { conversationId: accepted.conversationId });
+    const other = await rest.chat("second message, the stranger must not see it", {
+      conversationId: accepted.conversationId,
+    });
     await onB.done(other.streamId);
     expect(stranger.frames.filter((f) => "streamId" in f)).toEqual([]);
     for (const c of [onA, onB, stranger]) c.close();
@@ -76,10 +82,16 @@ describe("two gateways on one Redis", () => {
   it("the same clientMessageId twice returns the same 202 body and starts one stream", async () => {
     const client = new ChatClient(cluster.gatewayUrl(0));
     await client.createSession();
-    const first = await client.request("POST", "/api/chat", { message: "[demo:tokens=2] once", clientMessageId: "retry-1" });
+    const first = await client.request("POST", "/api/chat", {
+      message: "[demo:tokens=2] once",
+      clientMessageId: "retry-1",
+    });
     const viaB = new ChatClient(cluster.gatewayUrl(1));
     viaB.token = client.token;
-    const second = await viaB.request("POST", "/api/chat", { message: "[demo:tokens=2] once", clientMessageId: "retry-1" });
+    const second = await viaB.request("POST", "/api/chat", {
+      message: "[demo:tokens=2] once",
+      clientMessageId: "retry-1",
+    });
     expect(first.status).toBe(202);
     expect(second.status).toBe(202);
     expect(second.body).toEqual(first.body);

@@ -15,7 +15,11 @@ async function startStreams(cluster: TestCluster, count: number, tokens: number)
       return { client, accepted };
     }),
   );
-  await Promise.all(clients.map(({ client, accepted }) => client.next((f) => f.type === "chunk" && f.streamId === accepted.streamId && f.seq >= 3)));
+  await Promise.all(
+    clients.map(({ client, accepted }) =>
+      client.next((f) => f.type === "chunk" && f.streamId === accepted.streamId && f.seq >= 3),
+    ),
+  );
   return clients;
 }
 
@@ -102,7 +106,12 @@ describe("resume after the per-chunk history expired", () => {
     const full = await client.done(accepted.streamId);
     client.close();
     const redis = new Redis(cluster.redis.url);
-    await waitFor("history expired", async () => (await redis.exists(keys.streamEvents(accepted.streamId))) === 0, 10_000, 100);
+    await waitFor(
+      "history expired",
+      async () => (await redis.exists(keys.streamEvents(accepted.streamId))) === 0,
+      10_000,
+      100,
+    );
     redis.disconnect();
 
     const late = new ChatClient(cluster.gatewayUrl(0));

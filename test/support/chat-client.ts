@@ -109,6 +109,13 @@ export class ChatClient {
     });
   }
 
+  /** Resolves with the next `count` frames (from now on) that pass the test, in arrival order. */
+  async nextMany(test: (frame: ServerFrame) => boolean, count: number, timeoutMs = 20_000): Promise<ServerFrame[]> {
+    const seen: ServerFrame[] = [];
+    await this.next((frame) => test(frame) && seen.push(frame) >= count, timeoutMs);
+    return seen;
+  }
+
   /** Resolves when the stream has ended (possibly already). */
   async done(streamId: string, timeoutMs = 30_000): Promise<StreamView> {
     const view = this.view(streamId);

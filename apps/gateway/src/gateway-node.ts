@@ -19,9 +19,9 @@ import { createNodeWebSocket } from "@hono/node-ws";
 import { Hono } from "hono";
 import type { WebSocket } from "ws";
 import { AiBalancer } from "./ai-balancer";
-import { createGatewayApp } from "./app";
+import { registerGatewayRoutes } from "./app";
 import type { GatewayConfig } from "./config";
-import type { ApiDeps } from "./http/context";
+import type { ApiDeps, ApiEnv } from "./http/context";
 import { createGatewayMetrics } from "./metrics";
 import { healthHandler } from "./routes/health";
 import { TakeoverSweeper } from "./takeover-sweeper";
@@ -90,11 +90,11 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
   };
 
   const handlers = new Set<SocketHandler>();
-  const app = new Hono();
+  const app = new Hono<ApiEnv>();
   const nodeWs = createNodeWebSocket({ app });
   // Client frames are at most 64 KiB; ws closes a socket that sends more with 1009.
   nodeWs.wss.options.maxPayload = LIMITS.maxFrameBytes;
-  const api = createGatewayApp(deps, redis, {
+  registerGatewayRoutes(app, deps, redis, {
     allowedOrigins: config.allowedOrigins,
     upgradeWebSocket: nodeWs.upgradeWebSocket,
     onSocket: (ws: WebSocket) => {
@@ -120,7 +120,6 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
       };
     },
   });
-  app.route("/", api);
 
   const internal = new Hono();
   internal.get("/health", healthHandler(deps));
