@@ -2,7 +2,8 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["packages/*/src/**/*.test.ts", "apps/*/src/**/*.test.ts", "test/**/*.test.ts"],
+    include: ["packages/*/src/**/*.test.ts", "apps/*/src/**/*.test.ts", "infra/**/*.test.ts", "test/**/*.test.ts"],
+    exclude: ["**/node_modules/**"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // End-to-end files start real clusters; two at a time is what 2 cores carry without starving timers.

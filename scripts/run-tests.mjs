@@ -8,7 +8,14 @@ const results = ".vitest-results.json";
 rmSync(results, { force: true });
 const run = spawnSync(
   process.execPath,
-  ["node_modules/vitest/vitest.mjs", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${results}`, ...process.argv.slice(2)],
+  [
+    "node_modules/vitest/vitest.mjs",
+    "run",
+    "--reporter=default",
+    "--reporter=json",
+    `--outputFile.json=${results}`,
+    ...process.argv.slice(2),
+  ],
   { stdio: "inherit" },
 );
 let passed = 0;
@@ -17,7 +24,9 @@ if (existsSync(results)) {
   const report = JSON.parse(readFileSync(results, "utf8"));
   passed = report.numPassedTests ?? 0;
   // Failed tests, plus files that failed to load (they would otherwise count as nothing).
-  failed = (report.numFailedTests ?? 0) + (report.testResults ?? []).filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
+  failed =
+    (report.numFailedTests ?? 0) +
+    (report.testResults ?? []).filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
 } else {
   failed = 1;
 }

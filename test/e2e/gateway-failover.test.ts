@@ -1,6 +1,6 @@
+import { keys } from "@chatgrid/broker";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { keys } from "@chatgrid/broker";
 import { ChatClient } from "../support/chat-client";
 import { TestCluster } from "../support/cluster";
 import { waitFor } from "../support/wait";

@@ -84,8 +84,8 @@ export class AiBalancer {
     const start = this.cursor++ % all.length;
     const rotated = [...all.slice(start), ...all.slice(0, start)];
     const up = rotated.filter((n) => n.healthy && n.downUntil <= now && n.name !== avoid);
-    const rest = rotated.filter((n) => !up.includes(n));
-    return [...up, ...rest];
+    const down = rotated.filter((n) => !up.includes(n) && n.name !== avoid);
+    return [...up, ...down, ...rotated.filter((n) => n.name === avoid)];
   }
 
   private async tryNode(node: AiNodeState, request: DispatchRequest): Promise<"accepted" | "failed" | "gone"> {
@@ -96,13 +96,14 @@ export class AiBalancer {
         body: JSON.stringify(request),
         signal: AbortSignal.timeout(this.options.dispatchTimeoutMs),
       });
-      await response.body?.cancel().catch(() => undefined);
+      const body = await response.text().catch(() => "");
       // 409 means the stream already runs (a retried dispatch) or moved on: either way nothing more to start.
       if (response.status === 202 || response.status === 409) {
         this.markUp(node);
         return "accepted";
       }
-      if (response.status === 404) return "gone";
+      // The stream is gone (not a wrong URL, whose 404 is route_not_found): no other node can run it either.
+      if (response.status === 404 && body.includes('"stream_unknown"')) return "gone";
       this.markDown(node, `HTTP ${response.status}`);
       return "failed";
     } catch (error) {

@@ -32,7 +32,12 @@ function isRedisUnavailable(error: Error): boolean {
  * The public REST + WebSocket surface of a gateway (PROTOCOL.md §1–3), registered on `app`: the same instance
  * @hono/node-ws routes upgrade requests through, so its 404 and error handlers are ours too.
  */
-export function registerGatewayRoutes(app: Hono<ApiEnv>, deps: ApiDeps, redis: Redis, options: GatewayAppOptions): Hono<ApiEnv> {
+export function registerGatewayRoutes(
+  app: Hono<ApiEnv>,
+  deps: ApiDeps,
+  redis: Redis,
+  options: GatewayAppOptions,
+): Hono<ApiEnv> {
   app.use("*", async (c, next) => {
     await next();
     const route = c.req.routePath === "/*" ? "unmatched" : c.req.routePath;

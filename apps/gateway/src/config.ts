@@ -1,4 +1,4 @@
-import { envInt, parseEnv, storeEnvSchema } from "@chatgrid/broker";
+import { envBool, envInt, parseEnv, storeEnvSchema } from "@chatgrid/broker";
 import { z } from "zod";
 
 const gatewayEnvSchema = storeEnvSchema.extend({
@@ -11,7 +11,7 @@ const gatewayEnvSchema = storeEnvSchema.extend({
   /** Static AI node list: `url,url` or `name=url,name=url` (names default to ai-1..M). */
   AI_SERVICE_URLS: z.string().default(""),
   /** Also use AI nodes that registered themselves in Redis. */
-  AI_DISCOVERY: z.enum(["true", "false"]).default("true"),
+  AI_DISCOVERY: envBool(true),
   /** Allowed WebSocket/CORS origins, comma separated; same-origin requests are always allowed. */
   ALLOWED_ORIGINS: z.string().default("http://localhost:3000,http://127.0.0.1:3000"),
   SESSION_IDLE_TTL_MS: envInt(7 * 24 * 60 * 60 * 1000),
@@ -56,7 +56,7 @@ export function parseAiServiceUrls(value: string): StaticAiNode[] {
 export function loadGatewayConfig(env: Record<string, string | undefined> = process.env) {
   const parsed = parseEnv(gatewayEnvSchema, env);
   const aiNodes = parseAiServiceUrls(parsed.AI_SERVICE_URLS);
-  const discovery = parsed.AI_DISCOVERY === "true";
+  const discovery = parsed.AI_DISCOVERY;
   if (aiNodes.length === 0 && !discovery) {
     throw new Error(
       "invalid configuration:\n  AI_SERVICE_URLS: empty while AI_DISCOVERY=false: the gateway would know no AI node",

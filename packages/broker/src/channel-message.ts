@@ -18,7 +18,8 @@ export function decodeChannelMessage(payload: string): ChannelMessage | undefine
   if (first <= 0) return undefined;
   const second = payload.indexOf("\n", first + 1);
   if (second < 0) return undefined;
-  const seq = Number(payload.slice(first + 1, second));
-  if (!Number.isInteger(seq) || seq < 0) return undefined;
+  const seqText = payload.slice(first + 1, second);
+  if (!/^\d{1,15}$/.test(seqText)) return undefined;
+  const seq = Number(seqText);
   return { streamId: payload.slice(0, first), seq, frame: payload.slice(second + 1) };
 }

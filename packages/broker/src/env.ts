@@ -9,14 +9,17 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, str
   throw new Error(`invalid configuration:\n${problems.join("\n")}`);
 }
 
-/** A positive integer read from an environment variable, with a default. */
-export const envInt = (fallback: number, min = 1) => z.coerce.number().int().min(min).default(fallback);
+/** Empty variables (`PORT=` in a container spec) mean "not set", never 0. */
+const unsetIfEmpty = (value: unknown) => (typeof value === "string" && value.trim() === "" ? undefined : value);
+
+/** An integer of at least `min` read from an environment variable, with a default. */
+export const envInt = (fallback: number, min = 1) =>
+  z.preprocess(unsetIfEmpty, z.coerce.number().int().min(min).default(fallback));
 
 /** "true/false/1/0/yes/no" from an environment variable. */
 export const envBool = (fallback: boolean) =>
   z
-    .enum(["true", "false", "1", "0", "yes", "no"])
-    .default(fallback ? "true" : "false")
+    .preprocess(unsetIfEmpty, z.enum(["true", "false", "1", "0", "yes", "no"]).default(fallback ? "true" : "false"))
     .transform((value) => value === "true" || value === "1" || value === "yes");
 
 /** The Redis and retention settings every node reads the same way. */

@@ -37,7 +37,7 @@ elseif kind == 'start' or kind == 'reset' then
   redis.call('SET', KEYS[3], '', 'PX', ARGV[10])
 end
 if kind == 'done' then
-  redis.call('HSET', meta, 'status', 'done', 'finishReason', ARGV[9])
+  redis.call('HSET', meta, 'status', 'done', 'finishReason', ARGV[9], 'doneFrame', frame)
   redis.call('PEXPIRE', meta, ARGV[10])
   redis.call('PEXPIRE', KEYS[3], ARGV[10])
   redis.call('DEL', KEYS[4])

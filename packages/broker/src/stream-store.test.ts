@@ -291,9 +291,7 @@ describe("StreamStore.takeOver", () => {
     const { streamId } = await running(stores[0]!);
     await redis.del(keys.streamLease(streamId));
     await makeDue(streamId);
-    const results = await Promise.all(
-      Array.from({ length: 10 }, (_, index) => stores[index % 2]!.takeOver(streamId)),
-    );
+    const results = await Promise.all(Array.from({ length: 10 }, (_, index) => stores[index % 2]!.takeOver(streamId)));
     const takeovers = results.filter((r) => r.status === "takeover");
     expect(takeovers).toEqual([{ status: "takeover", attempt: 2, cancelRequested: false, previousNode: "ai-1" }]);
     expect(results.filter((r) => r.status === "not_due")).toHaveLength(9);
@@ -341,7 +339,11 @@ describe("StreamStore done, snapshot, cancel", () => {
     expect(await store.snapshot(streamId)).toEqual({ seq: 3, content: "" });
     await store.append(streamId, 1, sessionId, 4, { kind: "chunk", delta: "Fresh" });
     await store.append(streamId, 1, sessionId, 5, { kind: "done", finishReason: "stop" });
-    expect(await store.snapshot(streamId)).toEqual({ seq: 5, content: "Fresh" });
+    expect(await store.snapshot(streamId)).toEqual({
+      seq: 5,
+      content: "Fresh",
+      doneFrame: JSON.stringify({ type: "done", streamId, seq: 5, finishReason: "stop" }),
+    });
   });
 
   it("requestCancel: unknown for another session, requested (and published) while running, ended after done", async () => {

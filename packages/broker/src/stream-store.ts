@@ -70,6 +70,15 @@ export type StreamEventInput =
   | { kind: "reset" }
   | { kind: "done"; finishReason: FinishReason; error?: StreamError; usage?: Usage };
 
+export interface StreamSnapshot {
+  /** The seq of the stream's last event. */
+  seq: number;
+  /** The text since the last reset, current at `seq`. */
+  content: string;
+  /** The `done` frame's JSON when the stream has ended (its seq is `seq`). */
+  doneFrame?: string;
+}
+
 export interface StoredEvent {
   seq: number;
   frame: string;
@@ -257,16 +266,20 @@ export class StreamStore {
     return entries.map(([id, fields]) => ({ seq: seqOfEntryId(id), frame: fields[1] ?? "" }));
   }
 
-  /** The text since the last reset and the seq it is current at, read atomically. */
-  async snapshot(streamId: string): Promise<{ seq: number; content: string } | undefined> {
+  /**
+   * The text since the last reset and the seq it is current at, read atomically; for an ended stream also its
+   * `done` frame (kept beside the history so a resume after expiry still ends with done, error and usage included).
+   */
+  async snapshot(streamId: string): Promise<StreamSnapshot | undefined> {
     const result = await this.redis
       .multi()
-      .hget(keys.streamMeta(streamId), "seq")
+      .hmget(keys.streamMeta(streamId), "seq", "doneFrame")
       .get(keys.streamText(streamId))
       .exec();
-    const seq = result?.[0]?.[1];
+    const [seq, doneFrame] = (result?.[0]?.[1] as (string | null)[] | undefined) ?? [];
     if (seq === null || seq === undefined) return undefined;
-    return { seq: Number(seq), content: (result?.[1]?.[1] as string | null) ?? "" };
+    const content = (result?.[1]?.[1] as string | null) ?? "";
+    return doneFrame ? { seq: Number(seq), content, doneFrame } : { seq: Number(seq), content };
   }
 }
 

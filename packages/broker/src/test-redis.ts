@@ -28,7 +28,10 @@ async function freePort(): Promise<number> {
 function whenReady(child: ChildProcess, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let output = "";
-    const timer = setTimeout(() => finish(new Error(`redis-server not ready after ${timeoutMs} ms:\n${output}`)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(new Error(`redis-server not ready after ${timeoutMs} ms:\n${output}`)),
+      timeoutMs,
+    );
     const onData = (data: Buffer) => {
       output += data.toString();
       if (output.includes("Ready to accept connections")) finish();

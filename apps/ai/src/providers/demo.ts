@@ -80,8 +80,10 @@ export function createDemoProvider(config: DemoProviderConfig): Provider {
       const tokens = demoTokens(request.messages, directives.tokens ?? config.maxTokens);
       const interval = config.tokensPerSecond > 0 ? 1000 / config.tokensPerSecond : 0;
       const started = performance.now();
+      // A requested failure always happens: after `failAfter` tokens, or after the last one if the answer is shorter.
+      const failAt = directives.failAfter === undefined ? undefined : Math.min(directives.failAfter, tokens.length);
       for (const [index, token] of tokens.entries()) {
-        if (directives.failAfter !== undefined && index === directives.failAfter) {
+        if (index === failAt) {
           throw new ProviderError("provider_error", "demo provider failure requested by [demo:error]");
         }
         // Pace against the start time rather than per token, so timer drift does not slow long answers.
@@ -90,6 +92,8 @@ export function createDemoProvider(config: DemoProviderConfig): Provider {
         else request.signal.throwIfAborted();
         yield { type: "token", text: token };
       }
+      if (failAt === tokens.length)
+        throw new ProviderError("provider_error", "demo provider failure requested by [demo:error]");
       yield {
         type: "finish",
         finishReason: "stop",

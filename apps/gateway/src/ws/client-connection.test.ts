@@ -1,4 +1,4 @@
-import type { ChannelMessage, StoredEvent } from "@chatgrid/broker";
+import type { ChannelMessage, StoredEvent, StreamSnapshot } from "@chatgrid/broker";
 import { CloseCode, StreamEventSchema } from "@chatgrid/protocol";
 import { describe, expect, it } from "vitest";
 import { ClientConnection, type ConnectionCounters, type HistorySource, type Transport } from "./client-connection";
@@ -93,7 +93,14 @@ class FakeHistory implements HistorySource {
     let frame: string;
     switch (kind) {
       case "start":
-        frame = JSON.stringify({ type: "start", streamId, conversationId: "conv_1", messageId: "msg_1", seq, aiNode: "ai-1" });
+        frame = JSON.stringify({
+          type: "start",
+          streamId,
+          conversationId: "conv_1",
+          messageId: "msg_1",
+          seq,
+          aiNode: "ai-1",
+        });
         state.text = "";
         break;
       case "chunk": {
@@ -187,15 +194,20 @@ class FakeHistory implements HistorySource {
     });
   }
 
-  private snap(streamId: string): { seq: number; content: string; finishReason?: string } | undefined {
+  /** Like StreamStore.snapshot: an ended stream's snapshot carries its stored done frame. */
+  private snap(streamId: string): StreamSnapshot | undefined {
     const state = this.streams.get(streamId);
     if (!state || state.seq < 0) return undefined;
     return state.finishReason
-      ? { seq: state.seq, content: state.text, finishReason: state.finishReason }
+      ? {
+          seq: state.seq,
+          content: state.text,
+          doneFrame: JSON.stringify({ type: "done", streamId, seq: state.seq, finishReason: state.finishReason }),
+        }
       : { seq: state.seq, content: state.text };
   }
 
-  snapshot(streamId: string): Promise<{ seq: number; content: string; finishReason?: string } | undefined> {
+  snapshot(streamId: string): Promise<StreamSnapshot | undefined> {
     if (!this.holdingSnapshots) return Promise.resolve(this.snap(streamId));
     return new Promise((resolve) => {
       const pending: PendingSnapshot = { streamId, answer: () => resolve(this.snap(streamId)) };

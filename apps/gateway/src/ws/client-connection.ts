@@ -1,4 +1,4 @@
-import type { ChannelMessage, StoredEvent } from "@chatgrid/broker";
+import type { ChannelMessage, StoredEvent, StreamSnapshot } from "@chatgrid/broker";
 import { CloseCode, ErrorCode } from "@chatgrid/protocol";
 
 /** What a connection needs from its socket. */
@@ -13,7 +13,7 @@ export interface Transport {
 /** What a connection needs from Redis to resume: history after a seq, and a snapshot when history is gone. */
 export interface HistorySource {
   readAfter(streamId: string, afterSeq: number, count: number): Promise<StoredEvent[]>;
-  snapshot(streamId: string): Promise<{ seq: number; content: string } | undefined>;
+  snapshot(streamId: string): Promise<StreamSnapshot | undefined>;
 }
 
 export interface ConnectionCounters {
@@ -97,6 +97,14 @@ export class ClientConnection {
   abandonResume(streamId: string): void {
     const cursor = this.cursors.get(streamId);
     if (cursor && !cursor.filling) this.cursors.delete(streamId);
+  }
+
+  /** A prepared resume that could not run (Redis away): stop holding, or fill what was held meanwhile. */
+  releaseResume(streamId: string): void {
+    const cursor = this.cursors.get(streamId);
+    if (!cursor || cursor.filling) return;
+    if (cursor.held && cursor.held.length > 0) void this.fill(streamId, cursor);
+    else cursor.held = undefined;
   }
 
   /** A client's resume request; the caller has checked the stream belongs to this session. */
@@ -184,20 +192,24 @@ export class ClientConnection {
     return true;
   }
 
-  private async sendSnapshot(
-    streamId: string,
-    cursor: Cursor,
-    known?: { seq: number; content: string },
-  ): Promise<void> {
+  /**
+   * Sends the text as a snapshot. For an ended stream the snapshot stops one seq short of `done` (the text is the
+   * same) and the stored `done` frame follows, so the client always sees its stream end.
+   */
+  private async sendSnapshot(streamId: string, cursor: Cursor, known?: StreamSnapshot): Promise<void> {
     const snap = known ?? (await this.history.snapshot(streamId));
     if (!snap) throw new Error("stream state expired");
     if (snap.seq <= cursor.last) return;
-    this.counters.snapshot();
-    this.sendEvent(
-      cursor,
-      JSON.stringify({ type: "snapshot", streamId, seq: snap.seq, content: snap.content }),
-      snap.seq,
-    );
+    const textSeq = snap.doneFrame ? snap.seq - 1 : snap.seq;
+    if (textSeq > cursor.last && textSeq >= 0) {
+      this.counters.snapshot();
+      this.sendEvent(
+        cursor,
+        JSON.stringify({ type: "snapshot", streamId, seq: textSeq, content: snap.content }),
+        textSeq,
+      );
+    }
+    if (snap.doneFrame) this.sendEvent(cursor, snap.doneFrame, snap.seq);
   }
 
   private sendEvent(cursor: Cursor, frame: string, seq: number): void {

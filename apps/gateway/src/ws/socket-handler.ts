@@ -211,6 +211,7 @@ export class SocketHandler {
           }
           await connection.resume(streamId, afterSeq);
         } catch {
+          connection.releaseResume(streamId);
           this.sendError(ErrorCode.unavailable, "could not resume now; try again", streamId);
         }
       }),

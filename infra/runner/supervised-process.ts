@@ -1,0 +1,184 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { EventEmitter } from "node:events";
+import { closeSync, openSync } from "node:fs";
+
+export type ProcessRole = "redis" | "kafka" | "ai" | "gateway" | "nginx";
+export type ProcessState = "stopped" | "starting" | "running" | "backoff" | "failed";
+
+export interface ProcessSpec {
+  name: string;
+  role: ProcessRole;
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  /** The port it serves (the main one), for people and scripts. */
+  port: number;
+  url: string;
+  /** Resolves true once the process serves. */
+  healthy: () => Promise<boolean>;
+  /** stdout and stderr are appended here. */
+  logFile: string;
+  /** How long start() waits for health. */
+  startTimeoutMs?: number;
+}
+
+export interface RestartPolicy {
+  enabled: boolean;
+  initialDelayMs: number;
+  maxDelayMs: number;
+  /** A process up at least this long starts the backoff from the beginning again. */
+  resetAfterMs: number;
+}
+
+export const defaultRestartPolicy: RestartPolicy = {
+  enabled: true,
+  initialDelayMs: 250,
+  maxDelayMs: 10_000,
+  resetAfterMs: 30_000,
+};
+
+/**
+ * One child process under supervision: started, health-checked, restarted with exponential backoff when it dies
+ * unexpectedly, and stopped with SIGTERM (then SIGKILL) when asked.
+ */
+export class SupervisedProcess extends EventEmitter<{
+  healthy: [number];
+  exit: [number | null, NodeJS.Signals | null];
+  failed: [Error];
+}> {
+  state: ProcessState = "stopped";
+  restarts = 0;
+  private child: ChildProcess | undefined;
+  private stopping = false;
+  private startedAt = 0;
+  private backoffTimer: NodeJS.Timeout | undefined;
+  private failures = 0;
+
+  constructor(
+    readonly spec: ProcessSpec,
+    readonly policy: RestartPolicy = defaultRestartPolicy,
+  ) {
+    super();
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  get pid(): number | undefined {
+    return this.state === "running" || this.state === "starting" ? this.child?.pid : undefined;
+  }
+
+  get alive(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Spawns the process and resolves once it is healthy; rejects if it exits or stays unhealthy. */
+  async start(): Promise<void> {
+    this.stopping = false;
+    clearTimeout(this.backoffTimer);
+    this.spawnChild();
+    await this.waitHealthy();
+  }
+
+  private spawnChild(): void {
+    const log = openSync(this.spec.logFile, "a");
+    const child = spawn(this.spec.command, this.spec.args, {
+      cwd: this.spec.cwd,
+      env: { ...process.env, ...this.spec.env },
+      stdio: ["ignore", log, log],
+    });
+    closeSync(log);
+    this.child = child;
+    this.state = "starting";
+    this.startedAt = Date.now();
+    child.once("exit", (code, signal) => this.onExit(child, code, signal));
+    child.once("error", () => undefined);
+  }
+
+  private async waitHealthy(): Promise<void> {
+    const child = this.child;
+    const deadline = Date.now() + (this.spec.startTimeoutMs ?? 60_000);
+    for (;;) {
+      if (!child || child !== this.child || child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`${this.name} exited while starting (see ${this.spec.logFile})`);
+      }
+      if (await this.spec.healthy().catch(() => false)) break;
+      if (Date.now() > deadline)
+        throw new Error(`${this.name} did not become healthy in time (see ${this.spec.logFile})`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    this.state = "running";
+    this.emit("healthy", child.pid ?? 0);
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child !== this.child) return;
+    this.emit("exit", code, signal);
+    if (this.stopping || !this.policy.enabled) {
+      this.state = "stopped";
+      return;
+    }
+    if (Date.now() - this.startedAt > this.policy.resetAfterMs) this.failures = 0;
+    const delay = Math.min(this.policy.initialDelayMs * 2 ** this.failures, this.policy.maxDelayMs);
+    this.failures++;
+    this.state = "backoff";
+    this.backoffTimer = setTimeout(() => {
+      if (this.stopping) return;
+      this.restarts++;
+      this.spawnChild();
+      this.waitHealthy().catch((error: Error) => {
+        // It died again while starting: its exit handler schedules the next try; only report a hang.
+        if (this.alive) this.emit("failed", error);
+      });
+    }, delay);
+  }
+
+  /** Sends a signal (chaos, or a graceful SIGTERM); supervision restarts the process unless it is being stopped. */
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = this.child;
+    if (!child || !this.alive) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill(signal);
+    await exited;
+  }
+
+  /** Resolves at the next time the process becomes healthy (after a restart). */
+  nextHealthy(timeoutMs = 60_000): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${this.name} did not come back within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.once("healthy", (pid) => {
+        clearTimeout(timer);
+        resolve(pid);
+      });
+    });
+  }
+
+  /** Stops for good: no restart; SIGTERM, then SIGKILL after the grace period. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.backoffTimer);
+    const child = this.child;
+    if (!child || !this.alive) {
+      this.state = "stopped";
+      return;
+    }
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+    this.state = "stopped";
+  }
+
+  /** Synchronous last resort on process exit: nothing is left behind. */
+  killNow(): void {
+    this.stopping = true;
+    clearTimeout(this.backoffTimer);
+    if (this.alive) this.child?.kill("SIGKILL");
+  }
+}

@@ -1,0 +1,108 @@
+import type { TopologyConfig } from "./config";
+
+export type NodeRole = "gateway" | "ai";
+
+/** One gateway or AI node as every target sees it: its name, where it listens, and its whole environment. */
+export interface NodeSpec {
+  name: string;
+  role: NodeRole;
+  /** The address other nodes and nginx use to reach it. */
+  host: string;
+  /** Its main port: public REST/WS for a gateway, the internal API for an AI node. */
+  port: number;
+  /** Internal /metrics and /health port (gateway); the same as `port` for an AI node. */
+  metricsPort: number;
+  url: string;
+  env: Record<string, string>;
+}
+
+/**
+ * Where nodes run: the process target puts everything on loopback with allocated ports, the container targets give
+ * each node its own host name and the same well-known ports.
+ */
+export interface Placement {
+  /** The address a node binds to. */
+  bindHost: string;
+  hostOf(name: string): string;
+  gatewayPort(index: number): number;
+  gatewayMetricsPort(index: number): number;
+  aiPort(index: number): number;
+  redisUrl: string;
+  /** Origins allowed to open sockets (the web client's). */
+  allowedOrigins: string[];
+}
+
+export interface Topology {
+  config: TopologyConfig;
+  gateways: NodeSpec[];
+  aiNodes: NodeSpec[];
+  redisUrl: string;
+}
+
+export const gatewayName = (index: number): string => `gateway-${index + 1}`;
+export const aiName = (index: number): string => `ai-${index + 1}`;
+
+function providerEnv(config: TopologyConfig): Record<string, string> {
+  const { provider } = config;
+  const env: Record<string, string> = {
+    PROVIDER: provider.kind,
+    DEMO_TOKENS_PER_SECOND: String(provider.demoTokensPerSecond),
+    DEMO_MAX_TOKENS: String(provider.demoMaxTokens),
+  };
+  if (provider.openaiBaseUrl) env.OPENAI_BASE_URL = provider.openaiBaseUrl;
+  if (provider.openaiModel) env.OPENAI_MODEL = provider.openaiModel;
+  return env;
+}
+
+/** Derives every node, its address and its environment from the configuration and a placement. */
+export function deriveTopology(config: TopologyConfig, placement: Placement): Topology {
+  const aiNodes: NodeSpec[] = Array.from({ length: config.aiNodes }, (_, index) => {
+    const name = aiName(index);
+    const host = placement.hostOf(name);
+    const port = placement.aiPort(index);
+    const url = `http://${host}:${port}`;
+    return {
+      name,
+      role: "ai",
+      host,
+      port,
+      metricsPort: port,
+      url,
+      env: {
+        NODE_NAME: name,
+        HOST: placement.bindHost,
+        PORT: String(port),
+        PUBLIC_URL: url,
+        REDIS_URL: placement.redisUrl,
+        ...providerEnv(config),
+        ...config.nodeEnv,
+      },
+    };
+  });
+  const aiServiceUrls = aiNodes.map((node) => `${node.name}=${node.url}`).join(",");
+  const gateways: NodeSpec[] = Array.from({ length: config.gatewayNodes }, (_, index) => {
+    const name = gatewayName(index);
+    const host = placement.hostOf(name);
+    const port = placement.gatewayPort(index);
+    const metricsPort = placement.gatewayMetricsPort(index);
+    return {
+      name,
+      role: "gateway",
+      host,
+      port,
+      metricsPort,
+      url: `http://${host}:${port}`,
+      env: {
+        NODE_NAME: name,
+        HOST: placement.bindHost,
+        PORT: String(port),
+        METRICS_PORT: String(metricsPort),
+        REDIS_URL: placement.redisUrl,
+        AI_SERVICE_URLS: aiServiceUrls,
+        ALLOWED_ORIGINS: placement.allowedOrigins.join(","),
+        ...config.nodeEnv,
+      },
+    };
+  });
+  return { config, gateways, aiNodes, redisUrl: placement.redisUrl };
+}
