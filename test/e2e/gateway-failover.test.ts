@@ -117,8 +117,13 @@ describe("resume after the per-chunk history expired", () => {
     const late = new ChatClient(cluster.gatewayUrl(0));
     late.token = client.token;
     await late.connect({ resume: [{ streamId: accepted.streamId, afterSeq: 2 }] });
-    const snapshot = await late.next((f) => f.type === "snapshot");
-    expect(snapshot).toEqual({ type: "snapshot", streamId: accepted.streamId, seq: full.lastSeq, content: full.text });
+    const view = await late.done(accepted.streamId);
+    // The snapshot carries the whole text one seq short of done; the stored done frame follows, exactly as sent live.
+    expect(late.frames.filter((f) => "streamId" in f)).toEqual([
+      { type: "snapshot", streamId: accepted.streamId, seq: full.lastSeq - 1, content: full.text },
+      full.done,
+    ]);
+    expect(view.text).toBe(full.text);
     late.close();
   });
 });
