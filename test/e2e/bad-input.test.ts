@@ -242,8 +242,8 @@ describe("bad WebSocket input gets the PROTOCOL.md close code or error frame", (
   });
 
   it("no bad input crashed the gateway or the AI node", () => {
-    expect(cluster.gateways[0]!.running).toBe(true);
-    expect(cluster.ai[0]!.running).toBe(true);
+    expect(cluster.gateways[0]!.alive).toBe(true);
+    expect(cluster.ai[0]!.alive).toBe(true);
   });
 });
 

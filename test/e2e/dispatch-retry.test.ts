@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { ChatClient } from "../support/chat-client";
 import { TestCluster } from "../support/cluster";
-import { freePort } from "../support/free-port";
+import { freePort } from "../../infra/runner";
 
 describe("AI load balancer retries", () => {
   let cluster: TestCluster | undefined;
@@ -32,7 +32,14 @@ describe("AI load balancer retries", () => {
 
   it("with every AI node refusing, 503 no_ai_node and nothing is left behind", async () => {
     const urls = [`ai-1=http://127.0.0.1:${await freePort()}`, `ai-2=http://127.0.0.1:${await freePort()}`];
-    cluster = await TestCluster.start({ gateways: 1, aiNodes: 0, staticOnly: true, extraAiUrls: urls });
+    // The cluster's own AI node is left out of the gateway's list: only the refusing URLs remain.
+    cluster = await TestCluster.start({
+      gateways: 1,
+      aiNodes: 1,
+      staticOnly: true,
+      gatewayEnv: { AI_SERVICE_URLS: "" },
+      extraAiUrls: urls,
+    });
     const client = new ChatClient(cluster.gatewayUrl(0));
     await client.createSession();
     const response = await client.request("POST", "/api/chat", { message: "anyone there?", clientMessageId: "c1" });

@@ -34,7 +34,7 @@ describe("SIGKILL the gateway holding the sockets mid-stream", () => {
 
   for (const count of [1, 50]) {
     it(`${count} stream(s): resumed on the other gateway with afterSeq, text equals the stored answer byte for byte`, async () => {
-      if (!cluster.gateways[0]!.running) await cluster.gateways[0]!.start();
+      if (!cluster.gateways[0]!.alive) await cluster.gateways[0]!.start();
       const clients = await startStreams(cluster, count, 90);
       await cluster.gateways[0]!.kill("SIGKILL");
       await Promise.all(clients.map(({ client }) => client.closed()));
@@ -64,7 +64,7 @@ describe("SIGKILL the gateway holding the sockets mid-stream", () => {
   }
 
   it("a resume after done replays exactly the events after afterSeq", async () => {
-    if (!cluster.gateways[0]!.running) await cluster.gateways[0]!.start();
+    if (!cluster.gateways[0]!.alive) await cluster.gateways[0]!.start();
     const client = new ChatClient(cluster.gatewayUrl(1));
     await client.connect();
     const accepted = await client.chat("[demo:tokens=12] finished before resume");
@@ -105,7 +105,7 @@ describe("resume after the per-chunk history expired", () => {
     const accepted = await client.chat("[demo:tokens=10] expire my history");
     const full = await client.done(accepted.streamId);
     client.close();
-    const redis = new Redis(cluster.redis.url);
+    const redis = new Redis(cluster.redisUrl);
     await waitFor(
       "history expired",
       async () => (await redis.exists(keys.streamEvents(accepted.streamId))) === 0,

@@ -34,9 +34,9 @@ describe("Redis stopped and restarted under open sockets", () => {
       // The outage's length is the scenario here, not a synchronisation.
       if (outageMs) await new Promise((resolve) => setTimeout(resolve, outageMs));
 
-      await cluster.redis.launch();
+      await cluster.redis.start();
       for (const c of clients) await waitFor("ok again", async () => (await healthOf(c)) === "ok", 15_000);
-      expect([...cluster.gateways, ...cluster.ai].every((node) => node.running)).toBe(true);
+      expect([...cluster.gateways, ...cluster.ai].every((node) => node.alive)).toBe(true);
 
       for (const [i, c] of clients.entries()) {
         const view = await c.done(inFlight[i]!.streamId, 30_000);

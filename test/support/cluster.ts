@@ -1,8 +1,9 @@
-import { freePort } from "./free-port";
-import { NodeProcess } from "./node-process";
-import { RedisServer } from "./redis-server";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ClusterRunner, type SupervisedProcess } from "../../infra/runner";
 
-export interface ClusterOptions {
+export interface TestClusterOptions {
   gateways: number;
   aiNodes: number;
   /** Environment for every node (timeouts, TTLs, demo pace). */
@@ -11,12 +12,16 @@ export interface ClusterOptions {
   aiEnv?: Record<string, string>;
   /** Extra AI URLs in every gateway's static list (e.g. a closed port that refuses connections). */
   extraAiUrls?: string[];
-  /** Use only the static list (no registration in Redis). */
+  /** Only the static list: AI nodes do not register, gateways do not discover. */
   staticOnly?: boolean;
+  /** Put nginx in front, as `npm start` does. */
+  nginx?: boolean;
+  /** The runner restarts nodes that die (off by default: failure tests decide what comes back). */
+  restart?: boolean;
 }
 
 /** Fast defaults for tests: short leases and sweeps so takeovers happen within a couple of seconds. */
-const TEST_ENV: Record<string, string> = {
+export const TEST_ENV: Record<string, string> = {
   STREAM_LEASE_MS: "1500",
   TAKEOVER_SWEEP_MS: "250",
   DISPATCH_DEADLINE_MS: "3000",
@@ -28,85 +33,74 @@ const TEST_ENV: Record<string, string> = {
   WS_FRAMES_PER_SECOND: "1000",
   WS_FRAME_BURST: "1000",
   SHUTDOWN_GRACE_MS: "2000",
+  LOG_LEVEL: process.env.CHATGRID_TEST_LOG_LEVEL ?? "warn",
 };
 
-/** Redis, M AI nodes and N gateways as real processes on free loopback ports. */
+/**
+ * The process runner of `npm start`, on free ports in a temporary state dir, with test timings: the tests drive the
+ * same code that runs the product on one machine.
+ */
 export class TestCluster {
   private constructor(
-    readonly redis: RedisServer,
-    readonly ai: NodeProcess[],
-    readonly gateways: NodeProcess[],
-    readonly gatewayPorts: number[],
+    readonly runner: ClusterRunner,
+    private readonly stateDir: string,
   ) {}
 
-  static async start(options: ClusterOptions): Promise<TestCluster> {
-    const redis = await RedisServer.start();
-    const common = { ...TEST_ENV, REDIS_URL: redis.url, ...options.env };
-    const ai: NodeProcess[] = [];
-    const aiUrls: string[] = [];
-    for (let i = 1; i <= options.aiNodes; i++) {
-      const port = await freePort();
-      const url = `http://127.0.0.1:${port}`;
-      aiUrls.push(`ai-${i}=${url}`);
-      ai.push(
-        new NodeProcess(
-          `ai-${i}`,
-          "ai",
-          {
-            ...common,
-            NODE_NAME: `ai-${i}`,
-            PORT: String(port),
-            REGISTER: options.staticOnly ? "false" : "true",
-            ...options.aiEnv,
-          },
-          url,
-        ),
-      );
-    }
-    const staticUrls = [...aiUrls, ...(options.extraAiUrls ?? [])].join(",");
-    const gateways: NodeProcess[] = [];
-    const gatewayPorts: number[] = [];
-    for (let i = 1; i <= options.gateways; i++) {
-      const [port, metricsPort] = [await freePort(), await freePort()];
-      gatewayPorts.push(port);
-      gateways.push(
-        new NodeProcess(
-          `gateway-${i}`,
-          "gateway",
-          {
-            ...common,
-            NODE_NAME: `gateway-${i}`,
-            PORT: String(port),
-            METRICS_PORT: String(metricsPort),
-            AI_SERVICE_URLS: staticUrls,
-            AI_DISCOVERY: options.staticOnly ? "false" : "true",
-            ...options.gatewayEnv,
-          },
-          `http://127.0.0.1:${metricsPort}`,
-        ),
-      );
-    }
-    const cluster = new TestCluster(redis, ai, gateways, gatewayPorts);
-    try {
-      await Promise.all(ai.map((node) => node.start()));
-      await Promise.all(gateways.map((node) => node.start()));
-    } catch (error) {
-      await cluster.stop();
+  static async start(options: TestClusterOptions): Promise<TestCluster> {
+    const stateDir = mkdtempSync(join(tmpdir(), "chatgrid-test-"));
+    const { DEMO_TOKENS_PER_SECOND, DEMO_MAX_TOKENS, ...rest } = { ...TEST_ENV, ...options.env };
+    const runner = await ClusterRunner.start({
+      stateDir,
+      nginx: options.nginx ?? false,
+      restart: options.restart ?? false,
+      publicPortsMayBeFree: true,
+      topology: {
+        gatewayNodes: options.gateways,
+        aiNodes: options.aiNodes,
+        provider: { kind: "demo", demoTokensPerSecond: Number(DEMO_TOKENS_PER_SECOND), demoMaxTokens: Number(DEMO_MAX_TOKENS) },
+        nodeEnv: rest,
+      },
+      gatewayEnv: { ...(options.staticOnly ? { AI_DISCOVERY: "false" } : {}), ...options.gatewayEnv },
+      aiEnv: { ...(options.staticOnly ? { REGISTER: "false" } : {}), ...options.aiEnv },
+      extraAiUrls: options.extraAiUrls,
+    }).catch((error: unknown) => {
+      rmSync(stateDir, { recursive: true, force: true });
       throw error;
-    }
-    return cluster;
+    });
+    return new TestCluster(runner, stateDir);
+  }
+
+  get gateways(): SupervisedProcess[] {
+    return this.runner.topology.gateways.map((g) => this.runner.node(g.name));
+  }
+
+  get ai(): SupervisedProcess[] {
+    return this.runner.topology.aiNodes.map((n) => this.runner.node(n.name));
+  }
+
+  get redis(): SupervisedProcess {
+    return this.runner.node("redis");
+  }
+
+  get redisUrl(): string {
+    return this.runner.redisUrl;
+  }
+
+  /** The public entry (nginx) when it runs. */
+  get entryUrl(): string {
+    return this.runner.urls.chat;
   }
 
   gatewayUrl(index: number): string {
-    return `http://127.0.0.1:${this.gatewayPorts[index]}`;
+    return this.runner.gatewayUrl(index);
   }
 
   wsUrl(index: number): string {
-    return `ws://127.0.0.1:${this.gatewayPorts[index]}/ws/chat`;
+    return `${this.gatewayUrl(index).replace(/^http/, "ws")}/ws/chat`;
   }
 
   async stop(): Promise<void> {
-    await Promise.all([...this.gateways, ...this.ai].map((node) => node.kill("SIGKILL")));
-    await this.redis.destroy();
+    await this.runner.stop();
+    rmSync(this.stateDir, { recursive: true, force: true });
   }
 }
