@@ -114,9 +114,11 @@ ${servers}
 ${proxyHeaders}
       proxy_connect_timeout 2s;
       proxy_read_timeout 60s;
-      # Only connection failures move to another gateway: a POST that reached a gateway is never sent twice.
+      # Only connection failures move to another gateway (any of them, within 5 s): a POST that reached a gateway
+      # is never sent twice.
       proxy_next_upstream error timeout;
-      proxy_next_upstream_tries 2;
+      proxy_next_upstream_tries 0;
+      proxy_next_upstream_timeout 5s;
     }
 
     location /ws/ {
@@ -126,6 +128,9 @@ ${proxyHeaders}
       proxy_set_header Connection $connection_upgrade;
 ${proxyHeaders}
       proxy_connect_timeout 2s;
+      proxy_next_upstream error timeout;
+      proxy_next_upstream_tries 0;
+      proxy_next_upstream_timeout 5s;
       # Sockets live long and may be quiet; the gateway and the client keep them alive.
       proxy_read_timeout 1h;
       proxy_send_timeout 1h;

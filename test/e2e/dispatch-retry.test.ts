@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { freePort } from "../../infra/runner";
 import { ChatClient } from "../support/chat-client";
 import { TestCluster } from "../support/cluster";
-import { freePort } from "../../infra/runner";
 
 describe("AI load balancer retries", () => {
   let cluster: TestCluster | undefined;

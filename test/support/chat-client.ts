@@ -1,4 +1,5 @@
 import { once } from "node:events";
+import { request as httpRequest } from "node:http";
 import type { ServerFrame } from "@chatgrid/protocol";
 import { WebSocket } from "ws";
 
@@ -31,7 +32,14 @@ export class ChatClient {
   private waiters: Waiter[] = [];
   private closeWaiters: ((code: number) => void)[] = [];
 
-  constructor(public baseUrl: string) {}
+  /**
+   * @param localAddress the source address of every connection (e.g. 127.0.5.1): nginx's ip_hash pins clients by
+   *   address, so tests of stickiness and failover through nginx give each client its own.
+   */
+  constructor(
+    public baseUrl: string,
+    readonly localAddress?: string,
+  ) {}
 
   get wsUrl(): string {
     return `${this.baseUrl.replace(/^http/, "ws")}/ws/chat`;
@@ -50,7 +58,7 @@ export class ChatClient {
   async connect(
     options: { resume?: { streamId: string; afterSeq?: number }[]; headers?: Record<string, string> } = {},
   ) {
-    const ws = new WebSocket(this.wsUrl, { headers: options.headers });
+    const ws = new WebSocket(this.wsUrl, { headers: options.headers, localAddress: this.localAddress });
     this.ws = ws;
     this.closeCode = undefined;
     ws.on("message", (data) => this.onFrame(JSON.parse(data.toString()) as ServerFrame));
@@ -73,6 +81,22 @@ export class ChatClient {
     this.sessionId = frame.sessionId;
     this.node = frame.node;
     return frame;
+  }
+
+  /**
+   * Reconnects as PROTOCOL.md asks of clients: exponential backoff with jitter (250 ms, doubling, capped at 10 s),
+   * hello with the token and the last seq of every unfinished stream.
+   */
+  async reconnect(maxTries = 8) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.connect({ resume: this.resumePoints() });
+      } catch (error) {
+        if (attempt + 1 >= maxTries) throw error;
+        const delay = Math.min(250 * 2 ** attempt, 10_000);
+        await new Promise((resolve) => setTimeout(resolve, delay / 2 + Math.random() * (delay / 2)));
+      }
+    }
   }
 
   /** The resume points of every stream that has not ended, as a reconnecting client sends them. */
@@ -156,27 +180,45 @@ export class ChatClient {
   // REST ------------------------------------------------------------------------------------------
 
   async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-    const response = await fetch(`${this.baseUrl}${path}`, {
-      method,
-      headers: {
-        ...(body !== undefined ? { "content-type": "application/json" } : {}),
-        ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
-        ...headers,
-      },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+    const response = await this.send_(method, path, payload, {
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+      ...headers,
     });
-    const text = await response.text();
     let json: unknown;
     try {
-      json = text ? JSON.parse(text) : undefined;
+      json = response.text ? JSON.parse(response.text) : undefined;
     } catch {
-      json = text;
+      json = response.text;
     }
     return {
       status: response.status,
       body: json as Record<string, unknown> & { error?: { code: string; message: string } },
       headers: response.headers,
     };
+  }
+
+  /** node:http rather than fetch, because only it lets a request choose its source address. */
+  private send_(method: string, path: string, payload: string | undefined, headers: Record<string, string>) {
+    return new Promise<{ status: number; text: string; headers: Headers }>((resolve, reject) => {
+      const req = httpRequest(
+        `${this.baseUrl}${path}`,
+        { method, headers: { ...headers, connection: "close" }, localAddress: this.localAddress },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const responseHeaders = new Headers();
+            for (const [k, v] of Object.entries(res.headers)) if (typeof v === "string") responseHeaders.set(k, v);
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString(), headers: responseHeaders });
+          });
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end(payload);
+    });
   }
 
   async createSession(): Promise<void> {

@@ -57,7 +57,11 @@ export class TestCluster {
       topology: {
         gatewayNodes: options.gateways,
         aiNodes: options.aiNodes,
-        provider: { kind: "demo", demoTokensPerSecond: Number(DEMO_TOKENS_PER_SECOND), demoMaxTokens: Number(DEMO_MAX_TOKENS) },
+        provider: {
+          kind: "demo",
+          demoTokensPerSecond: Number(DEMO_TOKENS_PER_SECOND),
+          demoMaxTokens: Number(DEMO_MAX_TOKENS),
+        },
         nodeEnv: rest,
       },
       gatewayEnv: { ...(options.staticOnly ? { AI_DISCOVERY: "false" } : {}), ...options.gatewayEnv },
