@@ -43,7 +43,9 @@ describe(`soak: ${CLIENTS} clients connecting, chatting, dropping and resuming f
         const accepted = await client.chat(`[demo:tokens=${between(20, 80)}] soak ${index} ${totals.streams}`);
         // About one stream in three loses its socket mid-answer; the client comes back and resumes.
         if (Math.random() < 0.35) {
-          await client.next((f) => "streamId" in f && f.streamId === accepted.streamId && "seq" in f && f.seq >= between(1, 15));
+          await client.next(
+            (f) => "streamId" in f && f.streamId === accepted.streamId && "seq" in f && f.seq >= between(1, 15),
+          );
           client.close();
           totals.drops++;
           await pause(between(0, 400));
@@ -58,7 +60,8 @@ describe(`soak: ${CLIENTS} clients connecting, chatting, dropping and resuming f
         const history = await client.history(accepted.conversationId);
         const stored = history.messages.find((m) => m.streamId === accepted.streamId)?.content;
         if (view.violations.length > 0) problems.push(`${accepted.streamId}: ${view.violations.join("; ")}`);
-        if (view.done?.finishReason !== "stop") problems.push(`${accepted.streamId}: finished ${view.done?.finishReason}`);
+        if (view.done?.finishReason !== "stop")
+          problems.push(`${accepted.streamId}: finished ${view.done?.finishReason}`);
         if (stored !== view.text) problems.push(`${accepted.streamId}: text differs from history`);
         totals.streams++;
         totals.chunks += view.lastSeq - 1;
