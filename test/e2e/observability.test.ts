@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WebSocket } from "ws";
 import { ChatClient } from "../support/chat-client";
 import { TestCluster } from "../support/cluster";
+import { waitFor } from "../support/wait";
 
 describe("metrics, logs and the slow-consumer bound", () => {
   let cluster: TestCluster;
@@ -43,10 +44,16 @@ describe("metrics, logs and the slow-consumer bound", () => {
   it("a socket that stops reading is closed with 4409 past its send bound, and resumes to the exact answer", async () => {
     const client = new ChatClient(cluster.gatewayUrl(0));
     await client.connect();
-    const raw = client.ws as WebSocket & { _socket: { pause(): void } };
-    // Stop reading: the kernel buffers fill, then the gateway's send buffer passes 64 KiB.
+    const raw = client.ws as WebSocket & { _socket: { pause(): void; resume(): void } };
+    // Stop reading: the kernel buffers (about 4 MiB on loopback) fill, then the gateway's send buffer passes 64 KiB.
     raw._socket.pause();
-    const accepted = await client.chat("[demo:tokens=60000] flood a reader that does not read");
+    const accepted = await client.chat("[demo:tokens=999999] flood a reader that does not read");
+    const gatewayMetrics = `http://127.0.0.1:${cluster.runner.topology.gateways[0]!.metricsPort}/metrics`;
+    await waitFor("the gateway to close the slow socket", async () =>
+      /^chatgrid_slow_consumer_closes_total [1-9]/m.test(await (await fetch(gatewayMetrics)).text()),
+    );
+    // The close frame queues behind what was already buffered: a client that reads again gets it, with 4409.
+    raw._socket.resume();
     expect(await client.closed()).toBe(4409);
     const fresh = new ChatClient(cluster.gatewayUrl(0));
     fresh.token = client.token;
