@@ -107,7 +107,7 @@ ${servers}
     }
 
     location /api/ {
-      limit_req zone=chatgrid_api burst=${config.apiBurst} nodelay;
+      limit_req zone=chatgrid_api${config.apiBurst > 0 ? ` burst=${config.apiBurst} nodelay` : ""};
       proxy_pass http://chatgrid_gateways;
       proxy_http_version 1.1;
       proxy_set_header Connection "";

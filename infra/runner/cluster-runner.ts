@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { renderNginxConf } from "../nginx/render";
 import { deriveTopology, parseTopologyConfig, type Topology, type TopologyConfigInput } from "../topology";
 import { binaryPath, ensureBinaries } from "./binaries";
-import { httpUp, redisPing } from "./health";
+import { httpText, httpUp, redisPing } from "./health";
 import { freePort, freePorts, isPortFree } from "./ports";
 import { defaultRestartPolicy, type ProcessRole, type ProcessSpec, SupervisedProcess } from "./supervised-process";
 
@@ -79,8 +79,11 @@ export class ClusterRunner {
       web: config.webPort,
       metrics: config.metricsPort,
     };
+    // One allocation for every port, so a public and an internal port can never be the same number.
+    const internalCount = config.gatewayNodes * 2 + config.aiNodes + 1;
+    const allocated = await freePorts(internalCount + (options.publicPortsMayBeFree ? 3 : 0));
     if (options.publicPortsMayBeFree) {
-      const [http, web, metrics] = await freePorts(3);
+      const [http, web, metrics] = allocated.splice(internalCount, 3);
       Object.assign(ports, { http, web, metrics });
     } else if (useNginx) {
       for (const [what, port] of Object.entries(ports)) {
@@ -94,7 +97,7 @@ export class ClusterRunner {
     const stateDir = resolve(options.stateDir);
     for (const dir of ["logs", "redis", "nginx"]) mkdirSync(join(stateDir, dir), { recursive: true });
 
-    const internal = await freePorts(config.gatewayNodes * 2 + config.aiNodes + 1);
+    const internal = allocated;
     const redisPort = internal.pop()!;
     const redisUrl = options.redisUrl ?? `redis://127.0.0.1:${redisPort}`;
     const webOrigins = [
@@ -239,7 +242,8 @@ export class ClusterRunner {
         ["-c", confFile, "-p", nginxDir, "-e", join(stateDir, "logs", "nginx-error.log"), "-g", "daemon off;"],
         this.ports.http,
         this.urls.chat,
-        () => httpUp(`${this.urls.chat}/healthz`, true),
+        // The body too: only nginx answers /healthz with exactly this.
+        async () => (await httpText(`${this.urls.chat}/healthz`)) === "ok\n",
       );
       await nginx.start();
     }

@@ -11,6 +11,17 @@ export async function httpUp(url: string, strict = false): Promise<boolean> {
   }
 }
 
+/** The body of a 2xx answer, or undefined. */
+export async function httpText(url: string): Promise<string | undefined> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
+    const text = await response.text();
+    return response.ok ? text : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A raw PING to Redis (no client library needed): true on +PONG. */
 export function redisPing(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {

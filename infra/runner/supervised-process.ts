@@ -100,30 +100,31 @@ export class SupervisedProcess extends EventEmitter<{
   private async waitHealthy(): Promise<void> {
     const child = this.child;
     const deadline = Date.now() + (this.spec.startTimeoutMs ?? 60_000);
+    const gone = () => !child || child !== this.child || child.exitCode !== null || child.signalCode !== null;
     for (;;) {
-      if (!child || child !== this.child || child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`${this.name} exited while starting (see ${this.spec.logFile})`);
-      }
-      if (await this.spec.healthy().catch(() => false)) break;
+      if (gone()) throw new Error(`${this.name} exited while starting (see ${this.spec.logFile})`);
+      // Re-check after the probe: the child may have died while it was in flight (and something else answered).
+      if ((await this.spec.healthy().catch(() => false)) && !gone()) break;
       if (Date.now() > deadline)
         throw new Error(`${this.name} did not become healthy in time (see ${this.spec.logFile})`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     this.state = "running";
-    this.emit("healthy", child.pid ?? 0);
+    this.emit("healthy", child?.pid ?? 0);
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (child !== this.child) return;
-    this.emit("exit", code, signal);
     if (this.stopping || !this.policy.enabled) {
       this.state = "stopped";
+      this.emit("exit", code, signal);
       return;
     }
     if (Date.now() - this.startedAt > this.policy.resetAfterMs) this.failures = 0;
     const delay = Math.min(this.policy.initialDelayMs * 2 ** this.failures, this.policy.maxDelayMs);
     this.failures++;
     this.state = "backoff";
+    this.emit("exit", code, signal);
     this.backoffTimer = setTimeout(() => {
       if (this.stopping) return;
       this.restarts++;
