@@ -24,6 +24,14 @@ export const TopologyConfigSchema = z.object({
       openaiModel: z.string().optional(),
     })
     .prefault({}),
+  /** Events to Kafka (gateways and AI nodes produce to one topic; key = sessionId). */
+  kafka: z
+    .object({
+      enabled: z.boolean().default(true),
+      topic: z.string().min(1).default("chatgrid.events"),
+      partitions: z.number().int().min(1).default(3),
+    })
+    .prefault({}),
   /** Requests per second per client address on /api/ (nginx limit_req), with a burst. */
   apiRatePerSecond: z.number().int().min(1).default(20),
   apiBurst: z.number().int().min(0).default(40),

@@ -28,6 +28,8 @@ export interface Placement {
   gatewayMetricsPort(index: number): number;
   aiPort(index: number): number;
   redisUrl: string;
+  /** Kafka bootstrap servers (`host:port,…`), when the target runs Kafka and it is enabled. */
+  kafkaBrokers?: string;
   /** Origins allowed to open sockets (the web client's). */
   allowedOrigins: string[];
 }
@@ -37,10 +39,21 @@ export interface Topology {
   gateways: NodeSpec[];
   aiNodes: NodeSpec[];
   redisUrl: string;
+  kafkaBrokers?: string;
 }
 
 export const gatewayName = (index: number): string => `gateway-${index + 1}`;
 export const aiName = (index: number): string => `ai-${index + 1}`;
+
+/** Every node produces events to the same topic when Kafka is on; no brokers means events are off. */
+function kafkaEnv(config: TopologyConfig, placement: Placement): Record<string, string> {
+  if (!config.kafka.enabled || !placement.kafkaBrokers) return {};
+  return {
+    KAFKA_BROKERS: placement.kafkaBrokers,
+    KAFKA_TOPIC: config.kafka.topic,
+    KAFKA_PARTITIONS: String(config.kafka.partitions),
+  };
+}
 
 function providerEnv(config: TopologyConfig): Record<string, string> {
   const { provider } = config;
@@ -74,6 +87,7 @@ export function deriveTopology(config: TopologyConfig, placement: Placement): To
         PORT: String(port),
         PUBLIC_URL: url,
         REDIS_URL: placement.redisUrl,
+        ...kafkaEnv(config, placement),
         ...providerEnv(config),
         ...config.nodeEnv,
       },
@@ -100,9 +114,16 @@ export function deriveTopology(config: TopologyConfig, placement: Placement): To
         REDIS_URL: placement.redisUrl,
         AI_SERVICE_URLS: aiServiceUrls,
         ALLOWED_ORIGINS: placement.allowedOrigins.join(","),
+        ...kafkaEnv(config, placement),
         ...config.nodeEnv,
       },
     };
   });
-  return { config, gateways, aiNodes, redisUrl: placement.redisUrl };
+  return {
+    config,
+    gateways,
+    aiNodes,
+    redisUrl: placement.redisUrl,
+    kafkaBrokers: kafkaEnv(config, placement).KAFKA_BROKERS,
+  };
 }
