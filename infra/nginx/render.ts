@@ -53,52 +53,8 @@ export function renderNginxConf(topology: Topology, options: NginxRenderOptions)
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme;`;
 
-  return `# Rendered by infra/nginx/render.ts from the chatgrid topology (${topology.gateways.length} gateways). Do not edit.
-${options.user ? `user ${options.user};\n` : ""}worker_processes ${options.workerProcesses ?? 1};
-error_log ${options.errorLog} warn;
-${runtime}
-events {
-  worker_connections 8192;
-}
-
-http {
-  access_log ${options.accessLog};
-${temp}
-  # Inline so the file needs nothing from the host's nginx install.
-  types {
-    text/html html;
-    text/css css;
-    application/javascript js mjs;
-    application/json json;
-    image/svg+xml svg;
-    image/png png;
-    image/x-icon ico;
-    font/woff2 woff2;
-  }
-  default_type application/octet-stream;
-  sendfile on;
-  server_tokens off;
-
-  map $http_upgrade $connection_upgrade {
-    default upgrade;
-    "" close;
-  }
-
-  # Per client address on the REST API; WebSocket upgrades are not counted here (the gateway limits frames).
-  limit_req_zone $binary_remote_addr zone=chatgrid_api:10m rate=${config.apiRatePerSecond}r/s;
-  limit_req_status 429;
-
-  # ip_hash pins each client address (for IPv4 the first three octets) to one gateway, for REST and WebSocket alike.
-  # A gateway that fails twice is skipped for 5 s; its clients land on another one and resume from Redis.
-  upstream chatgrid_gateways {
-    ip_hash;
-${servers}
-    keepalive 64;
-  }
-
-  server {
-    listen ${listen(config.httpPort)};
-    # The protocol's 64 KiB body limit, enforced at the edge too.
+  const burst = config.apiBurst > 0 ? ` burst=${config.apiBurst} nodelay` : "";
+  const entry = `    # The protocol's 64 KiB body limit, enforced at the edge too.
     client_max_body_size 64k;
 
     location = /healthz {
@@ -107,7 +63,7 @@ ${servers}
     }
 
     location /api/ {
-      limit_req zone=chatgrid_api${config.apiBurst > 0 ? ` burst=${config.apiBurst} nodelay` : ""};
+      limit_req zone=chatgrid_api${burst};
       proxy_pass http://chatgrid_gateways;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -154,12 +110,61 @@ ${proxyHeaders}
       return 503 ${json("unavailable", "no gateway is reachable; retry shortly")};
     }
 
-${web}
+${web}`;
+
+  return `# Rendered by infra/nginx/render.ts from the chatgrid topology (${topology.gateways.length} gateways). Do not edit.
+${options.user ? `user ${options.user};\n` : ""}worker_processes ${options.workerProcesses ?? 1};
+error_log ${options.errorLog} warn;
+${runtime}
+events {
+  worker_connections 8192;
+}
+
+http {
+  access_log ${options.accessLog};
+${temp}
+  # Inline so the file needs nothing from the host's nginx install.
+  types {
+    text/html html;
+    text/css css;
+    application/javascript js mjs;
+    application/json json;
+    image/svg+xml svg;
+    image/png png;
+    image/x-icon ico;
+    font/woff2 woff2;
+  }
+  default_type application/octet-stream;
+  sendfile on;
+  server_tokens off;
+
+  map $http_upgrade $connection_upgrade {
+    default upgrade;
+    "" close;
   }
 
+  # Per client address on the REST API; WebSocket upgrades are not counted here (the gateway limits frames).
+  limit_req_zone $binary_remote_addr zone=chatgrid_api:10m rate=${config.apiRatePerSecond}r/s;
+  limit_req_status 429;
+
+  # ip_hash pins each client address (for IPv4 the first three octets) to one gateway, for REST and WebSocket alike.
+  # A gateway that fails twice is skipped for 5 s; its clients land on another one and resume from Redis.
+  upstream chatgrid_gateways {
+    ip_hash;
+${servers}
+    keepalive 64;
+  }
+
+  # The public entry: the API, the WebSocket and the web client (when built).
+  server {
+    listen ${listen(config.httpPort)};
+${entry}
+  }
+
+  # The web client's own port serves the same API and WebSocket, so the page talks to its own origin.
   server {
     listen ${listen(config.webPort)};
-${web}
+${entry}
   }
 
   server {
