@@ -1,8 +1,10 @@
 /**
  * `npm start [-- flags]`: the whole chatgrid topology as processes on this machine, supervised until Ctrl-C.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ClusterRunner } from "../infra/runner";
+import { ClusterRunner, REPO_ROOT } from "../infra/runner";
 
 const HELP = `Usage: npm start -- [options]
 
@@ -52,8 +54,13 @@ async function main(): Promise<void> {
   const openai = process.env.OPENAI_BASE_URL || process.env.OPENAI_API_KEY;
   const stateDir = values["state-dir"] ?? ".chatgrid";
   console.log("chatgrid: starting…");
+  // The built web client, served by nginx on the web port (and at / on the main port).
+  const webRoot = join(REPO_ROOT, "apps", "web", "dist");
+  const webBuilt = existsSync(join(webRoot, "index.html"));
+  if (!webBuilt) console.log("chatgrid: the web client is not built (npm run build); the API and WebSocket still run");
   const runner = await ClusterRunner.start({
     stateDir,
+    webRoot: webBuilt ? webRoot : undefined,
     redisUrl: values["redis-url"],
     log: (line) => console.log(`chatgrid: ${line}`),
     topology: {

@@ -16,6 +16,8 @@ export interface TestClusterOptions {
   staticOnly?: boolean;
   /** Put nginx in front, as `npm start` does. */
   nginx?: boolean;
+  /** The built web client for nginx to serve. */
+  webRoot?: string;
   /** The runner restarts nodes that die (off by default: failure tests decide what comes back). */
   restart?: boolean;
 }
@@ -67,6 +69,7 @@ export class TestCluster {
       gatewayEnv: { ...(options.staticOnly ? { AI_DISCOVERY: "false" } : {}), ...options.gatewayEnv },
       aiEnv: { ...(options.staticOnly ? { REGISTER: "false" } : {}), ...options.aiEnv },
       extraAiUrls: options.extraAiUrls,
+      webRoot: options.webRoot,
     }).catch((error: unknown) => {
       rmSync(stateDir, { recursive: true, force: true });
       throw error;
