@@ -5,6 +5,7 @@ import { renderNginxConf } from "../nginx/render";
 import { deriveTopology, parseTopologyConfig, type Topology, type TopologyConfigInput } from "../topology";
 import { binaryPath, ensureBinaries } from "./binaries";
 import { httpText, httpUp, redisPing } from "./health";
+import { ensureKafkaJars, kafkaReady, prepareKafkaBroker } from "./kafka";
 import { freePort, freePorts, isPortFree } from "./ports";
 import { defaultRestartPolicy, type ProcessRole, type ProcessSpec, SupervisedProcess } from "./supervised-process";
 
@@ -16,6 +17,8 @@ export interface ClusterOptions {
   stateDir: string;
   /** Use this Redis instead of starting one. */
   redisUrl?: string;
+  /** Start a Kafka broker (KRaft, on loopback) and give every node its address. */
+  kafka?: boolean;
   /** Put nginx in front (the real entry). Off: clients talk to gateways directly. */
   nginx?: boolean;
   /** Restart nodes that die (the runner's supervision); tests of failure turn it off. */
@@ -49,6 +52,7 @@ export interface ClusterInfo {
   stateDir: string;
   urls: { chat: string; api: string; web: string; metrics: string };
   redisUrl: string;
+  kafkaBrokers?: string;
   processes: ClusterProcessInfo[];
 }
 
@@ -66,13 +70,20 @@ export class ClusterRunner {
     readonly topology: Topology,
     readonly ports: { http: number; web: number; metrics: number },
     readonly redisUrl: string,
+    private readonly kafkaPorts?: { broker: number; controller: number },
   ) {}
+
+  /** Kafka's bootstrap address when this cluster runs a broker. */
+  get kafkaBrokers(): string | undefined {
+    return this.kafkaPorts ? `127.0.0.1:${this.kafkaPorts.broker}` : undefined;
+  }
 
   static async start(options: ClusterOptions): Promise<ClusterRunner> {
     const log = options.log ?? (() => undefined);
     const config = parseTopologyConfig(options.topology ?? {});
     const useNginx = options.nginx ?? true;
     ensureBinaries([...(options.redisUrl ? [] : ["redis-server"]), ...(useNginx ? ["nginx"] : [])], log);
+    if (options.kafka) ensureKafkaJars(REPO_ROOT, log);
 
     const ports = {
       http: config.httpPort,
@@ -80,7 +91,7 @@ export class ClusterRunner {
       metrics: config.metricsPort,
     };
     // One allocation for every port, so a public and an internal port can never be the same number.
-    const internalCount = config.gatewayNodes * 2 + config.aiNodes + 1;
+    const internalCount = config.gatewayNodes * 2 + config.aiNodes + 1 + (options.kafka ? 2 : 0);
     const allocated = await freePorts(internalCount + (options.publicPortsMayBeFree ? 3 : 0));
     if (options.publicPortsMayBeFree) {
       const [http, web, metrics] = allocated.splice(internalCount, 3);
@@ -99,6 +110,7 @@ export class ClusterRunner {
 
     const internal = allocated;
     const redisPort = internal.pop()!;
+    const kafkaPorts = options.kafka ? { broker: internal.pop()!, controller: internal.pop()! } : undefined;
     const redisUrl = options.redisUrl ?? `redis://127.0.0.1:${redisPort}`;
     const webOrigins = [
       `http://127.0.0.1:${ports.web}`,
@@ -115,10 +127,11 @@ export class ClusterRunner {
         gatewayMetricsPort: (i) => internal[config.gatewayNodes + i]!,
         aiPort: (i) => internal[config.gatewayNodes * 2 + i]!,
         redisUrl,
+        kafkaBrokers: kafkaPorts ? `127.0.0.1:${kafkaPorts.broker}` : undefined,
         allowedOrigins: webOrigins,
       },
     );
-    const runner = new ClusterRunner({ ...options, stateDir }, topology, ports, redisUrl);
+    const runner = new ClusterRunner({ ...options, stateDir }, topology, ports, redisUrl, kafkaPorts);
     process.once("exit", runner.exitHandler);
     try {
       await runner.launch(redisPort, useNginx);
@@ -196,6 +209,22 @@ export class ClusterRunner {
         () => redisPing("127.0.0.1", redisPort),
       );
       await redis.start();
+    }
+    if (this.kafkaPorts) {
+      const dir = join(stateDir, "kafka");
+      const broker = `127.0.0.1:${this.kafkaPorts.broker}`;
+      const files = prepareKafkaBroker(REPO_ROOT, dir, this.kafkaPorts.broker, this.kafkaPorts.controller);
+      const kafka = this.spec(
+        "kafka",
+        "kafka",
+        files.command,
+        files.args,
+        this.kafkaPorts.broker,
+        `kafka://${broker}`,
+        () => kafkaReady(broker),
+      );
+      kafka.spec.startTimeoutMs = 120_000;
+      await kafka.start();
     }
     const extra = this.options.extraAiUrls ?? [];
     await Promise.all(
@@ -291,6 +320,7 @@ export class ClusterRunner {
       stateDir: this.options.stateDir,
       urls: this.urls,
       redisUrl: this.redisUrl,
+      kafkaBrokers: this.kafkaBrokers,
       processes: [...this.processes.values()].map((p) => ({
         name: p.name,
         role: p.spec.role,

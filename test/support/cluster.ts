@@ -16,6 +16,8 @@ export interface TestClusterOptions {
   staticOnly?: boolean;
   /** Put nginx in front, as `npm start` does. */
   nginx?: boolean;
+  /** Run a real Kafka broker and produce events to it. */
+  kafka?: boolean;
   /** The built web client for nginx to serve. */
   webRoot?: string;
   /** The runner restarts nodes that die (off by default: failure tests decide what comes back). */
@@ -70,6 +72,7 @@ export class TestCluster {
       aiEnv: { ...(options.staticOnly ? { REGISTER: "false" } : {}), ...options.aiEnv },
       extraAiUrls: options.extraAiUrls,
       webRoot: options.webRoot,
+      kafka: options.kafka,
     }).catch((error: unknown) => {
       rmSync(stateDir, { recursive: true, force: true });
       throw error;
@@ -87,6 +90,16 @@ export class TestCluster {
 
   get redis(): SupervisedProcess {
     return this.runner.node("redis");
+  }
+
+  get kafka(): SupervisedProcess {
+    return this.runner.node("kafka");
+  }
+
+  get kafkaBrokers(): string {
+    const brokers = this.runner.kafkaBrokers;
+    if (!brokers) throw new Error("this cluster runs no Kafka (start it with kafka: true)");
+    return brokers;
   }
 
   get redisUrl(): string {

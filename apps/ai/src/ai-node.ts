@@ -12,6 +12,7 @@ import {
   StreamStore,
   storeOptionsFromEnv,
 } from "@chatgrid/broker";
+import { createEventProducer } from "@chatgrid/events";
 import { serve } from "@hono/node-server";
 import { createAiApp } from "./app";
 import type { AiConfig } from "./config";
@@ -35,6 +36,7 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
   const subRedis = createRedis(config.REDIS_URL, `${config.NODE_NAME}:sub`, { autoResubscribe: false });
   redis.on("error", () => undefined); // reported through health and metrics; ioredis reconnects by itself
   subRedis.on("error", () => undefined);
+  const events = createEventProducer(config, config.NODE_NAME, log, metrics.registry);
   const store = new StreamStore(redis, storeOptionsFromEnv(config));
   const conversations = new ConversationStore(redis, store);
   const registry = new AiNodeRegistry(redis);
@@ -54,6 +56,7 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
       publishRetryMs: config.PUBLISH_RETRY_MS,
       log,
       metrics,
+      events,
     });
     runs.get(streamId)?.stop("lost");
     runs.set(streamId, run);
@@ -109,6 +112,7 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
       while (runs.size > 0) await new Promise((r) => setTimeout(r, 20));
       leases.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await events.stop(3000);
       redis.disconnect();
       subRedis.disconnect();
       log.info("AI node stopped");

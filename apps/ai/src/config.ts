@@ -1,7 +1,8 @@
 import { envBool, envInt, parseEnv, storeEnvSchema } from "@chatgrid/broker";
+import { eventsEnvSchema } from "@chatgrid/events";
 import { z } from "zod";
 
-const aiEnvSchema = storeEnvSchema.extend({
+const aiEnvSchema = storeEnvSchema.extend(eventsEnvSchema.shape).extend({
   NODE_NAME: z.string().min(1).default("ai-1"),
   HOST: z.string().default("127.0.0.1"),
   PORT: envInt(7001),

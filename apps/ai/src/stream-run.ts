@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConversationStore, Logger, StreamEventInput, StreamStore } from "@chatgrid/broker";
+import type { EventProducer } from "@chatgrid/events";
 import { ErrorCode, type FinishReason, type Usage } from "@chatgrid/protocol";
 import { Coalescer } from "./coalescer";
 import type { AiMetrics } from "./metrics";
@@ -17,6 +18,7 @@ export interface StreamRunDeps {
   publishRetryMs: number;
   log: Logger;
   metrics: AiMetrics;
+  events: EventProducer;
 }
 
 /** The stream is no longer ours to write (fenced by a newer attempt, ended, or gone). */
@@ -34,6 +36,7 @@ export class StreamRun {
   private seq = -1;
   private readonly startedAt = performance.now();
   private firstChunkAt: number | undefined;
+  private chunks = 0;
 
   constructor(
     readonly streamId: string,
@@ -60,19 +63,23 @@ export class StreamRun {
         if (this.seq < 0) await this.append(this.startEvent(meta.conversationId, meta.messageId));
         await this.append({ kind: "done", finishReason: "cancelled" });
         outcome = "cancelled";
+        this.deps.events.emit({ type: "stream.cancelled", ...this.ids(), ...this.measures() });
         return;
       }
       const prompt = await this.deps.conversations.promptUpTo(meta.conversationId, meta.userMessageId);
       let skip = 0;
+      let mode: "fresh" | "continued" | "restarted" = "fresh";
       if (this.seq < 0) {
         await this.append(this.startEvent(meta.conversationId, meta.messageId));
       } else {
         // A takeover: continue seamlessly when the provider repeats itself, else void the partial text.
         const snapshot = await store.snapshot(this.streamId);
         const partial = snapshot?.content.length ?? 0;
+        mode = this.deps.provider.deterministic ? "continued" : "restarted";
         if (this.deps.provider.deterministic) skip = partial;
         else if (partial > 0) await this.append({ kind: "reset" });
       }
+      this.deps.events.emit({ type: "stream.started", ...this.ids(), aiNode: this.deps.node, mode });
       coalescer = new Coalescer(this.deps.coalesceMs, (delta) => this.appendChunk(delta));
       let finish: { finishReason: FinishReason; usage?: Usage } | undefined;
       for await (const event of this.deps.provider.stream({ messages: prompt, signal: this.controller.signal })) {
@@ -94,6 +101,13 @@ export class StreamRun {
       if (!finish) throw new ProviderError("provider_incomplete", "the provider ended without a finish reason");
       await this.append({ kind: "done", finishReason: finish.finishReason, usage: finish.usage });
       outcome = finish.finishReason;
+      this.deps.events.emit({
+        type: "stream.completed",
+        ...this.ids(),
+        ...this.measures(),
+        finishReason: finish.finishReason === "length" ? "length" : "stop",
+        ...(finish.usage ? { usage: finish.usage } : {}),
+      });
     } catch (error) {
       outcome = await this.finishAfter(error, coalescer);
     } finally {
@@ -121,6 +135,7 @@ export class StreamRun {
       await coalescer?.drain();
       if (this.stopReason === "cancel") {
         await this.append({ kind: "done", finishReason: "cancelled" });
+        this.deps.events.emit({ type: "stream.cancelled", ...this.ids(), ...this.measures() });
         return "cancelled";
       }
       const streamError =
@@ -129,6 +144,7 @@ export class StreamRun {
           : { code: ErrorCode.internal, message: error instanceof Error ? error.message : String(error) };
       if (!(error instanceof ProviderError)) log.error({ streamId: this.streamId, err: error }, "stream run failed");
       await this.append({ kind: "done", finishReason: "error", error: streamError });
+      this.deps.events.emit({ type: "stream.failed", ...this.ids(), aiNode: this.deps.node, error: streamError });
       return "error";
     } catch (writeError) {
       if (writeError instanceof LostStream) return "lost";
@@ -141,12 +157,30 @@ export class StreamRun {
     }
   }
 
+  private ids() {
+    return { sessionId: this.sessionId, streamId: this.streamId, attempt: this.attempt };
+  }
+
+  /** What the completion events report about this attempt. */
+  private measures() {
+    const now = performance.now();
+    return {
+      aiNode: this.deps.node,
+      chunks: this.chunks,
+      durationMs: Math.round(now - this.startedAt),
+      ...(this.firstChunkAt !== undefined
+        ? { timeToFirstChunkMs: Math.round(this.firstChunkAt - this.startedAt) }
+        : {}),
+    };
+  }
+
   private startEvent(conversationId: string, messageId: string): StreamEventInput {
     return { kind: "start", conversationId, messageId, aiNode: this.deps.node };
   }
 
   private async appendChunk(delta: string): Promise<void> {
     await this.append({ kind: "chunk", delta });
+    this.chunks++;
     this.deps.metrics.chunksPublished.inc();
     if (this.firstChunkAt === undefined) {
       this.firstChunkAt = performance.now();

@@ -126,7 +126,7 @@ describe("AiBalancer.dispatch", () => {
     const { nodes, balancer, metrics } = setup();
     nodes.set("ai-1", "refused");
     nodes.set("ai-2", "error500");
-    expect(await balancer.dispatch(request())).toEqual({ ok: true, node: "ai-3" });
+    expect(await balancer.dispatch(request())).toEqual({ ok: true, node: "ai-3", tried: 3 });
     expect(nodes.dispatches).toEqual(["ai-1", "ai-2", "ai-3"]);
     expect(await counter(metrics, "dispatchRetries")).toBe(2);
     expect(await healthOf(metrics, "ai-1")).toBe(0);
@@ -141,7 +141,7 @@ describe("AiBalancer.dispatch", () => {
   it("a 503 (draining) moves on too", async () => {
     const { nodes, balancer } = setup(["ai-1", "ai-2"]);
     nodes.set("ai-1", "unavailable503");
-    expect(await balancer.dispatch(request())).toEqual({ ok: true, node: "ai-2" });
+    expect(await balancer.dispatch(request())).toMatchObject({ ok: true, node: "ai-2" });
     expect(nodes.dispatches).toEqual(["ai-1", "ai-2"]);
   });
 
@@ -149,7 +149,7 @@ describe("AiBalancer.dispatch", () => {
     const { nodes, balancer } = setup(["ai-1", "ai-2"], 50);
     nodes.set("ai-1", "timeout");
     const started = performance.now();
-    expect(await balancer.dispatch(request())).toEqual({ ok: true, node: "ai-2" });
+    expect(await balancer.dispatch(request())).toMatchObject({ ok: true, node: "ai-2" });
     const elapsed = performance.now() - started;
     expect(nodes.dispatches).toEqual(["ai-1", "ai-2"]);
     expect(elapsed).toBeGreaterThanOrEqual(40);
@@ -176,7 +176,7 @@ describe("AiBalancer.dispatch", () => {
   it("counts 409 (already claimed or stale) as accepted and stops there", async () => {
     const { nodes, balancer } = setup();
     nodes.setAll("conflict");
-    expect(await balancer.dispatch(request())).toEqual({ ok: true, node: "ai-1" });
+    expect(await balancer.dispatch(request())).toMatchObject({ ok: true, node: "ai-1" });
     expect(nodes.dispatches).toEqual(["ai-1"]);
   });
 
@@ -190,7 +190,7 @@ describe("AiBalancer.dispatch", () => {
   it("a 404 of a wrong URL (route_not_found) is a failing node: marked down, the next one is tried", async () => {
     const { nodes, balancer } = setup();
     nodes.set("ai-1", "wrongUrl");
-    expect(await balancer.dispatch(request())).toEqual({ ok: true, node: "ai-2" });
+    expect(await balancer.dispatch(request())).toMatchObject({ ok: true, node: "ai-2" });
     expect(nodes.dispatches).toEqual(["ai-1", "ai-2"]);
     expect(balancer.list().find((n) => n.name === "ai-1")?.healthy).toBe(false);
   });
@@ -198,7 +198,7 @@ describe("AiBalancer.dispatch", () => {
   it("tries a node marked down only after the healthy ones, and still tries it", async () => {
     const { nodes, balancer } = setup();
     nodes.set("ai-1", "error500");
-    expect(await balancer.dispatch(request(1))).toEqual({ ok: true, node: "ai-2" });
+    expect(await balancer.dispatch(request(1))).toMatchObject({ ok: true, node: "ai-2" });
     nodes.set("ai-1", "accept");
     // While ai-1 cools down, the healthy nodes take every dispatch whatever the rotation.
     nodes.dispatches.length = 0;
@@ -209,7 +209,7 @@ describe("AiBalancer.dispatch", () => {
     nodes.set("ai-2", "error500");
     nodes.set("ai-3", "error500");
     nodes.dispatches.length = 0;
-    expect(await balancer.dispatch(request(8))).toEqual({ ok: true, node: "ai-1" });
+    expect(await balancer.dispatch(request(8))).toMatchObject({ ok: true, node: "ai-1" });
     expect(nodes.dispatches.at(-1)).toBe("ai-1");
     expect(nodes.dispatches).toHaveLength(3);
     expect(balancer.list().find((n) => n.name === "ai-1")?.healthy).toBe(true);

@@ -23,9 +23,11 @@ export interface AiBalancerOptions {
   metrics: GatewayMetrics;
   /** Injected in tests. */
   fetch?: typeof fetch;
+  /** Called when a node changes between healthy and down (for events). */
+  onHealthChange?: (node: AiNodeState, healthy: boolean, reason?: string) => void;
 }
 
-export type DispatchOutcome = { ok: true; node: string } | { ok: false; tried: number };
+export type DispatchOutcome = { ok: true; node: string; tried: number } | { ok: false; tried: number };
 
 /**
  * Round-robin over healthy AI nodes; a failed try (connect error, 5xx, timeout) moves to the next node, at most one
@@ -68,7 +70,7 @@ export class AiBalancer {
       const result = await this.tryNode(node, request);
       if (result === "accepted") {
         this.options.metrics.dispatches.inc({ result: "accepted" });
-        return { ok: true, node: node.name };
+        return { ok: true, node: node.name, tried };
       }
       if (result === "gone") break;
     }
@@ -113,14 +115,20 @@ export class AiBalancer {
   }
 
   private markUp(node: AiNodeState): void {
-    if (!node.healthy) this.options.log.info({ aiNode: node.name }, "AI node up");
+    if (!node.healthy) {
+      this.options.log.info({ aiNode: node.name }, "AI node up");
+      this.options.onHealthChange?.(node, true);
+    }
     node.healthy = true;
     node.downUntil = 0;
     this.options.metrics.aiNodeHealthy.set({ node: node.name }, 1);
   }
 
   private markDown(node: AiNodeState, reason: string): void {
-    if (node.healthy) this.options.log.warn({ aiNode: node.name, reason }, "AI node down");
+    if (node.healthy) {
+      this.options.log.warn({ aiNode: node.name, reason }, "AI node down");
+      this.options.onHealthChange?.(node, false, reason);
+    }
     node.healthy = false;
     node.downUntil = Date.now() + this.options.cooldownMs;
     this.options.metrics.aiNodeHealthy.set({ node: node.name }, 0);

@@ -18,7 +18,7 @@ export interface GatewayAppOptions {
   allowedOrigins: string[];
   upgradeWebSocket: UpgradeWebSocket<WebSocket>;
   /** Called for each new socket; returns the handlers of its life. */
-  onSocket: (ws: WebSocket) => { onMessage(data: string | ArrayBuffer): void; onClose(): void };
+  onSocket: (ws: WebSocket) => { onMessage(data: string | ArrayBuffer): void; onClose(code?: number): void };
 }
 
 /** Redis being away shows up as these errors; the request gets 503 rather than 500. */
@@ -54,7 +54,11 @@ export function registerGatewayRoutes(
   );
 
   app.get("/api/health", healthHandler(deps));
-  app.post("/api/sessions", async (c) => c.json(await deps.sessions.create(), 201));
+  app.post("/api/sessions", async (c) => {
+    const session = await deps.sessions.create();
+    deps.events.emit({ type: "session.opened", sessionId: session.sessionId, via: "rest", created: true });
+    return c.json(session, 201);
+  });
 
   const authed = new Hono<ApiEnv>();
   authed.use("*", requireSession(deps));
@@ -78,7 +82,7 @@ export function registerGatewayRoutes(
           handlers = options.onSocket(ws.raw as WebSocket);
         },
         onMessage: (event) => handlers?.onMessage(event.data as string | ArrayBuffer),
-        onClose: () => handlers?.onClose(),
+        onClose: (event) => handlers?.onClose(event.code),
       };
     }),
   );

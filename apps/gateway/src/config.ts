@@ -1,7 +1,8 @@
 import { envBool, envInt, parseEnv, storeEnvSchema } from "@chatgrid/broker";
+import { eventsEnvSchema } from "@chatgrid/events";
 import { z } from "zod";
 
-const gatewayEnvSchema = storeEnvSchema.extend({
+const gatewayEnvSchema = storeEnvSchema.extend(eventsEnvSchema.shape).extend({
   NODE_NAME: z.string().min(1).default("gateway-1"),
   HOST: z.string().default("127.0.0.1"),
   /** Public port: REST and WebSocket, behind nginx. */

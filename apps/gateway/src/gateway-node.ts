@@ -13,6 +13,7 @@ import {
   StreamStore,
   storeOptionsFromEnv,
 } from "@chatgrid/broker";
+import { createEventProducer } from "@chatgrid/events";
 import { LIMITS } from "@chatgrid/protocol";
 import { serve } from "@hono/node-server";
 import { createNodeWebSocket } from "@hono/node-ws";
@@ -60,6 +61,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
     redisWarned = false;
   });
 
+  const events = createEventProducer(config, node, log, metrics.registry);
   const streams = new StreamStore(redis, storeOptionsFromEnv(config));
   const sessions = new SessionStore(redis, config.SESSION_IDLE_TTL_MS);
   const conversations = new ConversationStore(redis, streams);
@@ -71,6 +73,12 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
     probeIntervalMs: config.AI_PROBE_INTERVAL_MS,
     log,
     metrics,
+    onHealthChange: (ai, healthy, reason) =>
+      events.emit(
+        healthy
+          ? { type: "ai_node.up", aiNode: ai.name, url: ai.url }
+          : { type: "ai_node.down", aiNode: ai.name, url: ai.url, reason: reason ?? "unknown" },
+      ),
   });
   const hub = new SessionHub();
   const subscriber = new ChannelSubscriber(subRedis, (channel, message) => hub.onChannelMessage(channel, message), log);
@@ -86,6 +94,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
     balancer,
     metrics,
     log,
+    events,
     redisReady,
   };
 
@@ -105,6 +114,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
         hub,
         metrics,
         log,
+        events,
         helloTimeoutMs: config.HELLO_TIMEOUT_MS,
         sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
         framesPerSecond: config.WS_FRAMES_PER_SECOND,
@@ -113,8 +123,8 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
       handlers.add(handler);
       return {
         onMessage: (data) => handler.onMessage(data),
-        onClose: () => {
-          handler.onClose();
+        onClose: (code) => {
+          handler.onClose(code);
           handlers.delete(handler);
         },
       };
@@ -138,6 +148,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
     maxAttempts: config.STREAM_MAX_ATTEMPTS,
     log,
     metrics,
+    events,
   });
   sweeper.start();
 
@@ -166,6 +177,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
       clearTimeout(grace);
       await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
       metricsServer.closeAllConnections();
+      await events.stop(3000);
       redis.disconnect();
       subRedis.disconnect();
       log.info("gateway stopped");

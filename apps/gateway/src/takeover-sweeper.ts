@@ -1,4 +1,5 @@
 import type { Logger, StreamStore } from "@chatgrid/broker";
+import type { EventProducer } from "@chatgrid/events";
 import { ErrorCode, type StreamError } from "@chatgrid/protocol";
 import type { AiBalancer } from "./ai-balancer";
 import type { GatewayMetrics } from "./metrics";
@@ -10,6 +11,7 @@ export interface TakeoverSweeperOptions {
   maxAttempts: number;
   log: Logger;
   metrics: GatewayMetrics;
+  events: EventProducer;
 }
 
 /**
@@ -65,6 +67,17 @@ export class TakeoverSweeper {
     const dispatched = await balancer.dispatch({ streamId, attempt }, previousNode || undefined);
     if (dispatched.ok) {
       metrics.takeovers.inc({ result: "redispatched" });
+      const meta = await store.meta(streamId);
+      if (meta) {
+        this.options.events.emit({
+          type: "stream.taken_over",
+          sessionId: meta.sessionId,
+          streamId,
+          attempt,
+          fromNode: previousNode || "(none)",
+          toNode: dispatched.node,
+        });
+      }
       log.info({ streamId, attempt, from: previousNode, to: dispatched.node }, "stream taken over");
       return;
     }
@@ -79,10 +92,21 @@ export class TakeoverSweeper {
   private async end(streamId: string, attempt: number, finishReason: "cancelled" | "error", error?: StreamError) {
     const meta = await this.options.store.meta(streamId);
     if (!meta) return;
-    await this.options.store.append(streamId, attempt, meta.sessionId, meta.seq + 1, {
+    const outcome = await this.options.store.append(streamId, attempt, meta.sessionId, meta.seq + 1, {
       kind: "done",
       finishReason,
       ...(error ? { error } : {}),
     });
+    if (!outcome.ok) return;
+    const ids = { sessionId: meta.sessionId, streamId, attempt };
+    if (error) this.options.events.emit({ type: "stream.failed", ...ids, error });
+    else
+      this.options.events.emit({
+        type: "stream.cancelled",
+        ...ids,
+        aiNode: meta.node ?? "(none)",
+        chunks: 0,
+        durationMs: 0,
+      });
   }
 }

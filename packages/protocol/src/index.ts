@@ -1,4 +1,5 @@
 export * from "./codes";
+export * from "./events";
 export * from "./internal";
 export * from "./limits";
 export * from "./rest";

@@ -1,4 +1,5 @@
 import type { ConversationStore, Logger, SessionRateLimiter, SessionStore, StreamStore } from "@chatgrid/broker";
+import type { EventProducer } from "@chatgrid/events";
 import type { AiBalancer } from "../ai-balancer";
 import type { GatewayMetrics } from "../metrics";
 
@@ -12,6 +13,7 @@ export interface ApiDeps {
   balancer: AiBalancer;
   metrics: GatewayMetrics;
   log: Logger;
+  events: EventProducer;
   redisReady: () => boolean;
 }
 

@@ -40,6 +40,15 @@ export function chatRoutes(deps: ApiDeps, redis: Redis): Hono<ApiEnv> {
         return c.json(earlier ? (JSON.parse(earlier) as ChatAccepted) : accepted, 202);
       }
     }
+    deps.events.emit({
+      type: "chat.requested",
+      sessionId,
+      streamId: turn.streamId,
+      conversationId: turn.conversationId,
+      messageId: turn.assistantMessageId,
+      newConversation: turn.newConversation,
+      messageChars: body.message.length,
+    });
     const dispatched = await deps.balancer.dispatch({ streamId: turn.streamId, attempt: 1 });
     if (!dispatched.ok) {
       await deps.conversations.rollbackTurn(sessionId, turn);
@@ -47,6 +56,14 @@ export function chatRoutes(deps: ApiDeps, redis: Redis): Hono<ApiEnv> {
       deps.log.warn({ sessionId, streamId: turn.streamId, tried: dispatched.tried }, "no AI node accepted the stream");
       return apiError(c, 503, ErrorCode.noAiNode, `no AI node accepted the request (tried ${dispatched.tried})`);
     }
+    deps.events.emit({
+      type: "stream.dispatched",
+      sessionId,
+      streamId: turn.streamId,
+      attempt: 1,
+      aiNode: dispatched.node,
+      tries: dispatched.tried,
+    });
     deps.log.info({ sessionId, streamId: turn.streamId, aiNode: dispatched.node }, "chat dispatched");
     return c.json(accepted, 202);
   });

@@ -1,4 +1,5 @@
 import type { Logger, SessionStore, StreamStore } from "@chatgrid/broker";
+import type { EventProducer } from "@chatgrid/events";
 import { type ClientFrame, ClientFrameSchema, CloseCode, ErrorCode, type ResumePoint } from "@chatgrid/protocol";
 import type { WebSocket } from "ws";
 import type { GatewayMetrics } from "../metrics";
@@ -13,6 +14,7 @@ export interface SocketHandlerDeps {
   hub: SessionHub;
   metrics: GatewayMetrics;
   log: Logger;
+  events: EventProducer;
   helloTimeoutMs: number;
   sendBufferBytes: number;
   framesPerSecond: number;
@@ -77,13 +79,14 @@ export class SocketHandler {
       });
   }
 
-  onClose(): void {
+  onClose(code?: number): void {
     if (this.closed && !this.connection) return;
     this.closed = true;
     clearTimeout(this.helloTimer);
     if (this.connection) {
       this.connection.markClosed();
       this.deps.hub.leave(this.connection);
+      this.deps.events.emit({ type: "session.closed", sessionId: this.connection.sessionId, closeCode: code ?? 1005 });
       this.connection = undefined;
     }
     this.deps.metrics.socketsOpen.dec();
@@ -174,7 +177,14 @@ export class SocketHandler {
           },
           gapFilled: () => this.deps.metrics.gapsFilled.inc(),
           snapshot: () => this.deps.metrics.snapshotsSent.inc(),
-          slowConsumer: () => this.deps.metrics.slowConsumerCloses.inc(),
+          slowConsumer: () => {
+            this.deps.metrics.slowConsumerCloses.inc();
+            this.deps.events.emit({
+              type: "socket.slow_consumer_closed",
+              sessionId,
+              bufferedBytes: this.ws.bufferedAmount,
+            });
+          },
         },
       );
       this.connection = connection;
@@ -191,6 +201,7 @@ export class SocketHandler {
       return;
     }
     this.deps.metrics.sessionsActive.set(this.deps.hub.sessionCount);
+    this.deps.events.emit({ type: "session.opened", sessionId, via: "ws", created: !token });
     this.connection.sendControl({ type: "welcome", sessionId, token: sessionToken, node: this.deps.node });
     this.deps.log.debug({ sessionId }, "socket joined");
     await this.resume(resume);

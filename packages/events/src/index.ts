@@ -1,0 +1,4 @@
+export * from "./config";
+export * from "./create";
+export * from "./kafka-producer";
+export * from "./producer";
