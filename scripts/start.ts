@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ClusterRunner, REPO_ROOT } from "../infra/runner";
+import { ClusterRunner, kafkaAvailable, REPO_ROOT } from "../infra/runner";
 
 const HELP = `Usage: npm start -- [options]
 
@@ -17,7 +17,7 @@ const HELP = `Usage: npm start -- [options]
   --demo-tps T        demo model tokens per second (default 20)
   --demo-tokens K     demo model tokens per answer (default 60)
   --redis-url URL     use this Redis instead of starting one
-  --no-kafka          do not start Kafka
+  --no-kafka          do not start Kafka (events off); Kafka needs Java, and Maven once to fetch it
   -h, --help          this text
 
 With OPENAI_BASE_URL / OPENAI_API_KEY / OPENAI_MODEL in the environment, AI nodes use that provider instead of the
@@ -58,7 +58,11 @@ async function main(): Promise<void> {
   const webRoot = join(REPO_ROOT, "apps", "web", "dist");
   const webBuilt = existsSync(join(webRoot, "index.html"));
   if (!webBuilt) console.log("chatgrid: the web client is not built (npm run build); the API and WebSocket still run");
+  // Kafka when Java is here (the jars are fetched with Maven once); otherwise events are off and we say how.
+  const kafkaCheck = values["no-kafka"] ? { ok: false as const, why: "--no-kafka" } : kafkaAvailable(REPO_ROOT);
+  if (!kafkaCheck.ok) console.log(`chatgrid: Kafka off (${kafkaCheck.why}); events are disabled`);
   const runner = await ClusterRunner.start({
+    kafka: kafkaCheck.ok,
     stateDir,
     webRoot: webBuilt ? webRoot : undefined,
     redisUrl: values["redis-url"],
@@ -86,6 +90,7 @@ chatgrid is up (${runner.topology.gateways.length} gateways, ${runner.topology.a
   web client            ${info.urls.web}
   nginx stub_status     ${info.urls.metrics}
   redis                 ${info.redisUrl}
+  kafka                 ${info.kafkaBrokers ?? "off"}   (npm run events tails the events)
   state, logs           ${stateDir}/ (cluster.json, logs/)
 
 ${table(info.processes)}
