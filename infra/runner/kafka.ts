@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import { binaryPath, hasBinary } from "./binaries";
@@ -51,6 +51,8 @@ export interface KafkaBrokerFiles {
 export function prepareKafkaBroker(root: string, dir: string, port: number, controllerPort: number): KafkaBrokerFiles {
   const libs = kafkaLibDir(root);
   const dataDir = join(dir, "data");
+  // A fresh broker per run: formatted anew, so no state of an earlier run (or another cluster id) gets in the way.
+  rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dataDir, { recursive: true });
   const configFile = join(dir, "server.properties");
   writeFileSync(
@@ -80,7 +82,7 @@ export function prepareKafkaBroker(root: string, dir: string, port: number, cont
   const clusterId = randomBytes(16).toString("base64url");
   const format = spawnSync(
     java,
-    ["-cp", classpath, "kafka.tools.StorageTool", "format", "-t", clusterId, "-c", configFile, "--ignore-formatted"],
+    ["-cp", classpath, "kafka.tools.StorageTool", "format", "-t", clusterId, "-c", configFile],
     { encoding: "utf8" },
   );
   if (format.status !== 0) throw new Error(`formatting the Kafka log dir failed: ${format.stderr || format.stdout}`);

@@ -29,6 +29,8 @@ export class KafkaEventProducer implements EventProducer {
   private readonly queue: ChatgridEvent[] = [];
   private droppedCount = 0;
   private stopping = false;
+  /** Set when stop()'s deadline passed: the loop gives up what is left. */
+  private abandoned = false;
   private wake: (() => void) | undefined;
   private readonly kafka: Kafka;
   private producer: Producer | undefined;
@@ -103,19 +105,22 @@ export class KafkaEventProducer implements EventProducer {
     this.wake?.();
   }
 
+  /**
+   * Connects (and creates the topic) at start, then delivers whatever is buffered, in order. While Kafka is away it
+   * retries with backoff; stop() lets it deliver what it can until its deadline, then abandons the rest.
+   */
   private async deliverLoop(): Promise<void> {
     let backoff = 200;
     const maxBackoff = this.options.maxBackoffMs ?? 5000;
-    while (!this.stopping || this.queue.length > 0) {
-      if (this.queue.length === 0) {
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-        });
-        this.wake = undefined;
+    while (!this.abandoned) {
+      if (this.stopping && this.queue.length === 0) return;
+      if (this.producer && this.topicReady && this.queue.length === 0) {
+        await this.pause();
         continue;
       }
       try {
-        await this.deliverBatch();
+        await this.connect();
+        if (this.queue.length > 0) await this.deliverBatch();
         backoff = 200;
       } catch (error) {
         this.metrics.up.set(0);
@@ -128,46 +133,62 @@ export class KafkaEventProducer implements EventProducer {
         }
         await this.producer?.disconnect().catch(() => undefined);
         this.producer = undefined;
-        if (this.stopping) return;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, backoff);
-          this.wake = () => {
-            if (this.stopping) {
-              clearTimeout(timer);
-              resolve();
-            }
-          };
-        });
-        this.wake = undefined;
+        await this.pause(backoff);
         backoff = Math.min(backoff * 2, maxBackoff);
       }
     }
   }
 
-  private async deliverBatch(): Promise<void> {
+  /**
+   * Waits for a new event or a stop; with `ms` (a backoff) only for the time or a stop, so events emitted during an
+   * outage do not cut the backoff short.
+   */
+  private pause(ms?: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = ms === undefined ? undefined : setTimeout(finish, ms);
+      this.wake = () => {
+        if (ms === undefined || this.stopping) finish();
+      };
+    });
+  }
+
+  private async connect(): Promise<void> {
     if (!this.producer) {
       const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
       await producer.connect();
       this.producer = producer;
     }
     if (!this.topicReady) await this.ensureTopic();
+    this.metrics.up.set(1);
+    if (this.outage && this.queue.length === 0) this.recovered();
+  }
+
+  private recovered(): void {
+    this.outage = false;
+    this.options.log.info(
+      { buffered: this.queue.length, dropped: this.droppedCount },
+      "Kafka reachable again: delivering buffered events",
+    );
+  }
+
+  private async deliverBatch(): Promise<void> {
+    const producer = this.producer;
+    if (!producer) return;
     const batch = this.queue.slice(0, BATCH);
-    await this.producer.send({
+    await producer.send({
       topic: this.options.topic,
       acks: -1,
       messages: batch.map((event) => ({ key: keyOf(event), value: JSON.stringify(event) })),
     });
     this.queue.splice(0, batch.length);
     this.metrics.sent.inc(batch.length);
-    this.metrics.up.set(1);
     this.droppingWarned = false;
-    if (this.outage) {
-      this.outage = false;
-      this.options.log.info(
-        { buffered: this.queue.length, dropped: this.droppedCount },
-        "Kafka reachable again: delivering buffered events",
-      );
-    }
+    if (this.outage) this.recovered();
   }
 
   /** Creates the topic with the configured partitions if it does not exist (replication: the broker's default). */
@@ -191,7 +212,11 @@ export class KafkaEventProducer implements EventProducer {
   async stop(timeoutMs = 5000): Promise<void> {
     this.stopping = true;
     this.wake?.();
-    await Promise.race([this.loopDone, new Promise((resolve) => setTimeout(resolve, timeoutMs))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.loopDone, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+    this.abandoned = true;
+    this.wake?.();
     await this.producer?.disconnect().catch(() => undefined);
   }
 }
