@@ -1,0 +1,66 @@
+import type * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { appHealthCheck } from "../images";
+import type { NodeSpec } from "../topology";
+import { requireDnsName, serviceContainer } from "./common";
+
+export interface GatewayGroupArgs {
+  /** The topology's gateways: name, host (the network alias), ports and whole environment (AI node list included). */
+  nodes: NodeSpec[];
+  /** The gateway image (built from apps/gateway/Dockerfile). */
+  image: pulumi.Input<string>;
+  networkName: pulumi.Input<string>;
+  /** The fixed address of each gateway, in the order of `nodes`. */
+  addresses: string[];
+  /** Prepended to each node name to name its container (`chatgrid` → `chatgrid-gateway-1`). */
+  containerPrefix: string;
+}
+
+/**
+ * N gateways, one container each. Nothing is published: browsers reach them through nginx (ip_hash), operators
+ * reach /metrics inside the network.
+ */
+export class GatewayGroup extends pulumi.ComponentResource {
+  readonly containers: docker.Container[];
+  readonly nodeNames: string[];
+
+  constructor(name: string, args: GatewayGroupArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("chatgrid:docker:GatewayGroup", name, {}, opts);
+    if (args.nodes.length === 0) throw new Error("GatewayGroup: needs at least one gateway");
+    const wrong = args.nodes.find((node) => node.role !== "gateway");
+    if (wrong) throw new Error(`GatewayGroup: ${wrong.name} is a ${wrong.role} node, not a gateway`);
+    if (args.addresses.length !== args.nodes.length) {
+      throw new Error(`GatewayGroup: ${args.nodes.length} nodes but ${args.addresses.length} addresses`);
+    }
+    if (new Set(args.nodes.map((node) => node.name)).size !== args.nodes.length) {
+      throw new Error("GatewayGroup: node names must be unique");
+    }
+    for (const node of args.nodes) {
+      requireDnsName("GatewayGroup", "node host", node.host);
+      if (!node.env.AI_SERVICE_URLS) throw new Error(`GatewayGroup: ${node.name} has no AI_SERVICE_URLS`);
+      if (node.env.PORT !== String(node.port) || node.env.METRICS_PORT !== String(node.metricsPort)) {
+        throw new Error(`GatewayGroup: ${node.name}'s PORT/METRICS_PORT differ from the topology's ports`);
+      }
+    }
+
+    this.nodeNames = args.nodes.map((node) => node.name);
+    this.containers = args.nodes.map((node, index) => {
+      const containerName = `${args.containerPrefix}-${node.name}`;
+      return serviceContainer(
+        containerName,
+        {
+          containerName,
+          image: args.image,
+          network: { networkName: args.networkName, ipv4Address: args.addresses[index]!, aliases: [node.host] },
+          env: node.env,
+          healthCheck: { tests: ["CMD", ...appHealthCheck.gateway], startPeriod: "15s" },
+          labels: { "chatgrid.role": "gateway", "chatgrid.node": node.name },
+          // SHUTDOWN_GRACE_MS (10 s by default): sockets get 1012, in-flight REST calls finish.
+          stopTimeout: 15,
+        },
+        { parent: this },
+      );
+    });
+    this.registerOutputs({ nodeNames: this.nodeNames });
+  }
+}

@@ -1,0 +1,75 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { type NetworkPlacement, type PublishedPort, requireDnsName, requirePinned, serviceContainer } from "./common";
+
+export interface RedisServerArgs {
+  /** Container name; the data volume is `<containerName>-data`. */
+  containerName: string;
+  /** A pinned redis image (`redis:7.4-alpine@sha256:…`). */
+  image: string;
+  network: NetworkPlacement;
+  /** The port Redis listens on inside the network. */
+  port: number;
+  /** Published on the host for debugging (redis-cli), or not at all. */
+  debugPort?: PublishedPort;
+}
+
+/**
+ * Redis with AOF persistence (fsync every second) on a named volume, so sessions, conversations and stream history
+ * survive a container restart or replacement; the volume outlives the container (it goes with `pulumi destroy`).
+ */
+export class RedisServer extends pulumi.ComponentResource {
+  readonly image: docker.RemoteImage;
+  readonly volume: docker.Volume;
+  readonly container: docker.Container;
+  /** The URL other containers use. */
+  readonly url: string;
+
+  constructor(name: string, args: RedisServerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("chatgrid:docker:Redis", name, {}, opts);
+    requireDnsName("RedisServer", "containerName", args.containerName);
+    requirePinned("RedisServer", args.image);
+    if (args.network.aliases.length === 0) throw new Error("RedisServer: the network placement needs an alias");
+    if (args.debugPort && args.debugPort.internal !== args.port) {
+      throw new Error(`RedisServer: the debug port must publish the Redis port ${args.port}`);
+    }
+
+    this.image = new docker.RemoteImage(
+      `${args.containerName}-image`,
+      { name: args.image, keepLocally: true },
+      { parent: this },
+    );
+    this.volume = new docker.Volume(
+      `${args.containerName}-data`,
+      { name: `${args.containerName}-data`, labels: [{ label: "chatgrid.role", value: "redis" }] },
+      { parent: this },
+    );
+    this.container = serviceContainer(
+      args.containerName,
+      {
+        containerName: args.containerName,
+        image: this.image.imageId,
+        network: args.network,
+        command: [
+          "redis-server",
+          "--port",
+          String(args.port),
+          "--appendonly",
+          "yes",
+          "--appendfsync",
+          "everysec",
+          "--dir",
+          "/data",
+        ],
+        healthCheck: { tests: ["CMD-SHELL", `redis-cli -p ${args.port} ping | grep -q PONG`], interval: "5s" },
+        ports: args.debugPort ? [args.debugPort] : [],
+        volumes: [{ volumeName: this.volume.name, containerPath: "/data" }],
+        labels: { "chatgrid.role": "redis" },
+        waitTimeout: 60,
+      },
+      { parent: this },
+    );
+    this.url = `redis://${args.network.aliases[0]}:${args.port}`;
+    this.registerOutputs({ url: this.url, containerName: args.containerName });
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Every container image chatgrid pulls, pinned by digest, in ONE place. The Pulumi program pulls these, and passes
+ * the base images to the Dockerfiles as build arguments (the Dockerfiles' ARG defaults must equal them; a test checks).
+ *
+ * The digests are the multi-platform index digests the tags pointed to when they were pinned; they were NOT resolved
+ * from this repository's CI (no registry access there). Refresh them together, deliberately, with:
+ *
+ *   docker buildx imagetools inspect redis:7.4-alpine      # the "Digest:" line of the index
+ *   docker buildx imagetools inspect apache/kafka:3.9.1
+ *   docker buildx imagetools inspect nginx:1.27-alpine
+ *   docker buildx imagetools inspect node:20-alpine
+ *
+ * then run `npx vitest run infra/images.test.ts` (it checks the Dockerfiles follow).
+ */
+export const images = {
+  redis: "redis:7.4-alpine@sha256:ff02b58f971e7d7d156a1267e283fcbbeee91773b6aa36c49dac28ecfe28eadf",
+  /** The official Apache Kafka image (KRaft, no ZooKeeper). */
+  kafka: "apache/kafka:3.9.1@sha256:4ceccc577f03f51f6af8dbfda55194d0d892f4fa7913ffbded567ce3895622ed",
+  /** The entry proxy, and the runtime base of the web image. */
+  nginx: "nginx:1.27-alpine@sha256:65645c7bb6a0661892a8b03b89d0743208a18dd2f3f17a54ef4b76fb8e2f2a10",
+  /** Build and runtime base of the gateway and AI node images, build base of the web image. */
+  node: "node:20-alpine@sha256:fb4cd12c85ee03686f6af5362a0b0d56d50c58a04632e6c0fb8363f609372293",
+} as const;
+
+export type PulledImage = keyof typeof images;
+
+/** The build arguments every Dockerfile of the repository accepts for its base images. */
+export const baseImageBuildArgs: Record<string, string> = {
+  NODE_IMAGE: images.node,
+  NGINX_IMAGE: images.nginx,
+};
+
+/** A `name:tag@sha256:<64 hex>` reference (what "pinned" means here). */
+export const PINNED_IMAGE = /^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$/;
+
+/**
+ * The health checks baked into the app images (HEALTHCHECK) and given to their containers by the stack, the same
+ * command in both places (infra/images.test.ts compares them and runs them against the built apps). Node is in the
+ * image already; the port comes from the container's environment.
+ */
+export const appHealthCheck = {
+  gateway: [
+    "node",
+    "-e",
+    "fetch('http://127.0.0.1:'+(process.env.METRICS_PORT||9081)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
+  ],
+  ai: [
+    "node",
+    "-e",
+    "fetch('http://127.0.0.1:'+(process.env.PORT||7001)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
+  ],
+} as const;

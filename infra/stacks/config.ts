@@ -1,0 +1,168 @@
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { parseTopologyConfig, type TopologyConfig, TopologyConfigSchema } from "../topology";
+
+/** The Pulumi config namespace: `pulumi config set chatgrid:gatewayNodes 5`. */
+export const CONFIG_NAMESPACE = "chatgrid";
+
+/** Host ports of Redis and Kafka when `debugPorts` is on (the seed's). */
+export const DEBUG_PORTS = { redis: 6379, kafka: 9092 } as const;
+
+/** The typed configuration of a Docker stack. */
+export interface StackConfig {
+  topology: TopologyConfig;
+  /** Publish Redis (6379) and Kafka (9092) on the host, for redis-cli and Kafka tools. */
+  debugPorts: boolean;
+  /** Host address the published ports bind to. */
+  publishAddress: string;
+  /** Given to AI nodes as OPENAI_API_KEY; set it with `pulumi config set --secret`. */
+  openaiApiKey?: string;
+}
+
+const topology = TopologyConfigSchema.shape;
+const provider = topology.provider.unwrap().shape;
+const kafka = topology.kafka.unwrap().shape;
+
+/** A whole number written as text (Pulumi hands every value over as a string), then the topology's own rule. */
+const int = (rule: z.ZodNumber) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, "expected a whole number")
+    .transform(Number)
+    .pipe(rule);
+const bool = z
+  .string()
+  .trim()
+  .refine((v) => v === "true" || v === "false", "expected true or false")
+  .transform((v) => v === "true");
+const json = <T>(rule: z.ZodType<T>) =>
+  z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "expected a JSON object (pulumi config set --path or a YAML map)" });
+        return z.NEVER;
+      }
+    })
+    .pipe(rule);
+
+/** Every key of the `chatgrid:` namespace, with what it expects. Unknown keys are errors (a typo never passes). */
+const StackConfigSchema = z.object({
+  gatewayNodes: int(topology.gatewayNodes.unwrap()).optional(),
+  aiNodes: int(topology.aiNodes.unwrap()).optional(),
+  httpPort: int(topology.httpPort.unwrap()).optional(),
+  webPort: int(topology.webPort.unwrap()).optional(),
+  metricsPort: int(topology.metricsPort.unwrap()).optional(),
+  debugPorts: bool.optional(),
+  publishAddress: z.ipv4("expected an IPv4 address such as 127.0.0.1 (this machine only) or 0.0.0.0").optional(),
+  provider: provider.kind.optional(),
+  demoTokensPerSecond: int(provider.demoTokensPerSecond.unwrap()).optional(),
+  demoMaxTokens: int(provider.demoMaxTokens.unwrap()).optional(),
+  openaiBaseUrl: provider.openaiBaseUrl,
+  openaiModel: provider.openaiModel,
+  openaiApiKey: z
+    .string()
+    .min(1, "expected the API key (pulumi config set --secret chatgrid:openaiApiKey …)")
+    .optional(),
+  kafka: bool.optional(),
+  kafkaTopic: kafka.topic.optional(),
+  kafkaPartitions: int(kafka.partitions.unwrap()).optional(),
+  apiRatePerSecond: int(topology.apiRatePerSecond.unwrap()).optional(),
+  apiBurst: int(topology.apiBurst.unwrap()).optional(),
+  nodeEnv: json(topology.nodeEnv.unwrap()).optional(),
+});
+
+export const STACK_CONFIG_KEYS = Object.keys(StackConfigSchema.shape);
+
+const quote = (value: unknown) => (typeof value === "string" ? JSON.stringify(value) : String(value));
+
+/**
+ * Validates the raw `chatgrid:` values (keys without the namespace, values as Pulumi gives them: strings). Every
+ * problem is reported at once, each on a line naming the key and what it expects, e.g.
+ * `  chatgrid:gatewayNodes: at least 1 gateway node (got "0")`.
+ */
+export function parseStackConfig(raw: Record<string, string | undefined>): StackConfig {
+  const problems: string[] = [];
+  const unknown = Object.keys(raw).filter((key) => !STACK_CONFIG_KEYS.includes(key));
+  for (const key of unknown) {
+    problems.push(`${CONFIG_NAMESPACE}:${key}: not a chatgrid setting (known: ${STACK_CONFIG_KEYS.join(", ")})`);
+  }
+  const known = Object.fromEntries(Object.entries(raw).filter(([key, v]) => !unknown.includes(key) && v !== undefined));
+  const parsed = StackConfigSchema.safeParse(known);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? "(config)");
+      const rest = issue.path.slice(1).join(".");
+      const got = key in known ? ` (got ${quote(known[key])})` : "";
+      problems.push(`${CONFIG_NAMESPACE}:${key}${rest ? `.${rest}` : ""}: ${issue.message}${got}`);
+    }
+  }
+  if (problems.length === 0 && parsed.success) {
+    const c = parsed.data;
+    const debugPorts = c.debugPorts ?? true;
+    const published: [string, number][] = [
+      ["httpPort", c.httpPort ?? 8080],
+      ["webPort", c.webPort ?? 3000],
+      ["metricsPort", c.metricsPort ?? 8090],
+      ...(debugPorts
+        ? ([
+            ["debugPorts (Redis)", DEBUG_PORTS.redis],
+            ...(c.kafka === false ? [] : [["debugPorts (Kafka)", DEBUG_PORTS.kafka]]),
+          ] as [string, number][])
+        : []),
+    ];
+    published.forEach(([key, port], i) => {
+      const clash = published.slice(0, i).find(([, other]) => other === port);
+      if (clash) problems.push(`${CONFIG_NAMESPACE}:${key}: port ${port} is already published for ${clash[0]}`);
+    });
+    if (c.provider === "openai" && !c.openaiApiKey && !c.openaiBaseUrl) {
+      problems.push(
+        `${CONFIG_NAMESPACE}:provider: openai needs ${CONFIG_NAMESPACE}:openaiApiKey (set it with --secret) or ${CONFIG_NAMESPACE}:openaiBaseUrl`,
+      );
+    }
+    if (problems.length === 0) {
+      const topologyConfig = parseTopologyConfig({
+        gatewayNodes: c.gatewayNodes,
+        aiNodes: c.aiNodes,
+        httpPort: c.httpPort,
+        webPort: c.webPort,
+        metricsPort: c.metricsPort,
+        provider: {
+          kind: c.provider,
+          demoTokensPerSecond: c.demoTokensPerSecond,
+          demoMaxTokens: c.demoMaxTokens,
+          openaiBaseUrl: c.openaiBaseUrl,
+          openaiModel: c.openaiModel,
+        },
+        kafka: { enabled: c.kafka, topic: c.kafkaTopic, partitions: c.kafkaPartitions },
+        apiRatePerSecond: c.apiRatePerSecond,
+        apiBurst: c.apiBurst,
+        nodeEnv: c.nodeEnv,
+      });
+      return {
+        topology: topologyConfig,
+        debugPorts,
+        publishAddress: c.publishAddress ?? "127.0.0.1",
+        openaiApiKey: c.openaiApiKey,
+      };
+    }
+  }
+  throw new Error(
+    `invalid chatgrid stack configuration:\n${problems.map((p) => `  ${p}`).join("\n")}\n` +
+      `Change a value with: pulumi config set ${CONFIG_NAMESPACE}:<key> <value>   (remove one: pulumi config rm ${CONFIG_NAMESPACE}:<key>)`,
+  );
+}
+
+/** The `chatgrid:` values of the running stack (Pulumi.<stack>.yaml and `pulumi config set`), validated. */
+export function readStackConfig(): StackConfig {
+  const prefix = `${CONFIG_NAMESPACE}:`;
+  const raw = Object.fromEntries(
+    Object.entries(pulumi.runtime.allConfig())
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, value]) => [key.slice(prefix.length), value]),
+  );
+  return parseStackConfig(raw);
+}

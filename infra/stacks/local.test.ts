@@ -1,0 +1,596 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadAiConfig } from "../../apps/ai/src/config";
+import { loadGatewayConfig } from "../../apps/gateway/src/config";
+import { baseImageBuildArgs, images, PINNED_IMAGE } from "../images";
+import { renderNginxConf } from "../nginx/render";
+import { fakeImageId, mockEngine, type RegisteredResource, resolved } from "../testing/pulumi-mocks";
+import { deriveTopology, parseTopologyConfig, type Topology } from "../topology";
+
+// The program is imported only after the mocks are installed (a static import would build nothing under test).
+
+const T = {
+  network: "docker:index/network:Network",
+  volume: "docker:index/volume:Volume",
+  remoteImage: "docker:index/remoteImage:RemoteImage",
+  image: "docker:index/image:Image",
+  container: "docker:index/container:Container",
+} as const;
+
+const REPO = join(import.meta.dirname, "..", "..");
+
+interface Graph {
+  resources: RegisteredResource[];
+  outputs: Record<string, unknown>;
+  of(type: string): RegisteredResource[];
+  container(name: string): RegisteredResource;
+}
+
+/** Builds the stack from raw `chatgrid:` values (as Pulumi hands them over) on a fresh mocked engine. */
+async function buildGraph(raw: Record<string, string>): Promise<Graph> {
+  const engine = await mockEngine("local");
+  const { parseStackConfig } = await import("./config");
+  const { buildLocalStack } = await import("./local");
+  const stack = buildLocalStack(parseStackConfig(raw));
+  const containers = [
+    stack.redis.container,
+    ...(stack.kafka ? [stack.kafka.container] : []),
+    ...stack.aiNodes.containers,
+    ...stack.gateways.containers,
+    stack.nginx.container,
+    stack.web.container,
+  ];
+  await Promise.all(containers.map((c) => resolved(c.id)));
+  await engine.settle();
+  const of = (type: string) => engine.resources.filter((r) => r.type === type);
+  return {
+    resources: engine.resources,
+    outputs: await resolved(stack.outputs as unknown as Record<string, unknown>),
+    of,
+    container(name) {
+      const found = of(T.container).find((c) => c.inputs.name === name);
+      if (!found) throw new Error(`no container ${name}`);
+      return found;
+    },
+  };
+}
+
+/** The Docker placement written out independently of the code under test: the contract of the issue. */
+function expectedTopology(gatewayNodes: number, aiNodes: number, kafka = true): Topology {
+  const config = parseTopologyConfig({ gatewayNodes, aiNodes, kafka: { enabled: kafka } });
+  return deriveTopology(config, {
+    bindHost: "0.0.0.0",
+    hostOf: (name) => name,
+    gatewayPort: () => 8081,
+    gatewayMetricsPort: () => 9081,
+    aiPort: () => 7001,
+    redisUrl: "redis://redis:6379",
+    kafkaBrokers: kafka ? "kafka:9092" : undefined,
+    allowedOrigins: [
+      "http://localhost:3000",
+      "http://127.0.0.1:3000",
+      "http://localhost:8080",
+      "http://127.0.0.1:8080",
+    ],
+  });
+}
+
+/** How a secret input reaches the engine: wrapped, so state and diffs never show it. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const isSecret = (value: unknown): value is { value: unknown } =>
+  typeof value === "object" && value !== null && SECRET_SIG in value;
+const unsecret = (value: unknown): unknown => (isSecret(value) ? value.value : value);
+
+const envOf = (container: RegisteredResource): Record<string, string> =>
+  Object.fromEntries(
+    ((unsecret(container.inputs.envs) as string[] | undefined) ?? []).map((line) => {
+      const eq = line.indexOf("=");
+      return [line.slice(0, eq), line.slice(eq + 1)];
+    }),
+  );
+
+interface Attachment {
+  name: string;
+  aliases: string[];
+  ipv4Address: string;
+}
+const attachments = (c: RegisteredResource) => c.inputs.networksAdvanced as Attachment[];
+const publishedPorts = (c: RegisteredResource) =>
+  ((c.inputs.ports as { internal: number; external: number; ip: string }[] | undefined) ?? []).map((p) => ({
+    internal: p.internal,
+    external: p.external,
+    ip: p.ip,
+  }));
+const uploadedConf = (c: RegisteredResource) => {
+  const uploads = c.inputs.uploads as { file: string; content: string }[];
+  expect(uploads.map((u) => u.file)).toEqual(["/etc/nginx/nginx.conf"]);
+  return uploads[0]!.content;
+};
+const ipToNumber = (ip: string) => ip.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
+
+const shapes = [
+  { gatewayNodes: 1, aiNodes: 1, total: 24 },
+  { gatewayNodes: 3, aiNodes: 3, total: 28 },
+  { gatewayNodes: 5, aiNodes: 2, total: 29 },
+];
+
+describe.each(shapes)(
+  "stack local, $gatewayNodes gateways + $aiNodes AI nodes (defaults otherwise)",
+  ({ gatewayNodes: n, aiNodes: m, total }) => {
+    let graph: Graph;
+    const gatewayNames = Array.from({ length: n }, (_, i) => `gateway-${i + 1}`);
+    const aiNames = Array.from({ length: m }, (_, i) => `ai-${i + 1}`);
+    const topology = expectedTopology(n, m);
+
+    it("builds", async () => {
+      graph = await buildGraph({ gatewayNodes: String(n), aiNodes: String(m) });
+    });
+
+    it(`registers ${total} resources: these types, these counts`, () => {
+      const counts: Record<string, number> = {};
+      for (const r of graph.resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
+      expect(counts).toEqual({
+        "chatgrid:docker:Network": 1,
+        "chatgrid:docker:AppImage": 3,
+        "chatgrid:docker:Redis": 1,
+        "chatgrid:docker:Kafka": 1,
+        "chatgrid:docker:AiNodeGroup": 1,
+        "chatgrid:docker:GatewayGroup": 1,
+        "chatgrid:docker:Nginx": 1,
+        "chatgrid:docker:Web": 1,
+        [T.network]: 1,
+        [T.volume]: 1,
+        [T.remoteImage]: 3,
+        [T.image]: 3,
+        // redis, kafka, nginx, web, and one per node
+        [T.container]: 4 + n + m,
+      });
+      expect(graph.resources).toHaveLength(total);
+      expect(graph.of(T.container).map((c) => c.inputs.name)).toEqual(
+        expect.arrayContaining([
+          "chatgrid-redis",
+          "chatgrid-kafka",
+          "chatgrid-nginx",
+          "chatgrid-web",
+          ...gatewayNames.map((g) => `chatgrid-${g}`),
+          ...aiNames.map((a) => `chatgrid-${a}`),
+        ]),
+      );
+    });
+
+    it("every Docker resource is a child of a chatgrid component; components sit at the stack's root", () => {
+      for (const r of graph.resources) {
+        const chain = r.urn.split("::")[2]!.split("$");
+        if (r.custom) {
+          expect(chain, r.name).toHaveLength(2);
+          expect(chain[0], r.name).toMatch(/^chatgrid:docker:/);
+        } else {
+          expect(chain, r.name).toEqual([r.type]);
+        }
+      }
+      const parentOf = (name: string) =>
+        graph.resources
+          .find((r) => r.name === name)!
+          .urn.split("::")[2]!
+          .split("$")[0];
+      expect(parentOf("chatgrid-gateway-1")).toBe("chatgrid:docker:GatewayGroup");
+      expect(parentOf("chatgrid-ai-1")).toBe("chatgrid:docker:AiNodeGroup");
+      expect(parentOf("chatgrid-redis-data")).toBe("chatgrid:docker:Redis");
+      expect(parentOf("chatgrid-nginx")).toBe("chatgrid:docker:Nginx");
+    });
+
+    it("the network is a bridge on 172.20.0.0/16; Docker's own allocations stay in the upper half", () => {
+      const [network] = graph.of(T.network);
+      expect(network!.inputs).toMatchObject({
+        name: "chatgrid",
+        driver: "bridge",
+        ipamConfigs: [{ subnet: "172.20.0.0/16", gateway: "172.20.0.1", ipRange: "172.20.128.0/17" }],
+      });
+    });
+
+    it("every container is on the network with its topology name as alias and its own fixed address", () => {
+      const expectedAliases: Record<string, string> = {
+        "chatgrid-redis": "redis",
+        "chatgrid-kafka": "kafka",
+        "chatgrid-nginx": "nginx",
+        "chatgrid-web": "web",
+        ...Object.fromEntries([...gatewayNames, ...aiNames].map((node) => [`chatgrid-${node}`, node])),
+      };
+      const addresses = new Set<string>();
+      for (const c of graph.of(T.container)) {
+        const [attachment, ...more] = attachments(c);
+        expect(more, String(c.inputs.name)).toEqual([]);
+        expect(attachment!.name).toBe("chatgrid");
+        expect(attachment!.aliases).toEqual([expectedAliases[c.inputs.name as string]]);
+        const ip = ipToNumber(attachment!.ipv4Address);
+        expect(ip).toBeGreaterThan(ipToNumber("172.20.0.1"));
+        expect(ip).toBeLessThan(ipToNumber("172.20.128.0"));
+        addresses.add(attachment!.ipv4Address);
+      }
+      expect(addresses.size).toBe(graph.of(T.container).length);
+      gatewayNames.forEach((g, i) => {
+        expect(attachments(graph.container(`chatgrid-${g}`))[0]!.ipv4Address).toBe(`172.20.1.${i + 1}`);
+      });
+      aiNames.forEach((a, i) => {
+        expect(attachments(graph.container(`chatgrid-${a}`))[0]!.ipv4Address).toBe(`172.20.2.${i + 1}`);
+      });
+    });
+
+    it("publishes only the seed's ports: nginx 8080 + 8090, web 3000, debug Redis 6379 + Kafka 9092, on 127.0.0.1", () => {
+      for (const node of [...gatewayNames, ...aiNames]) {
+        expect(publishedPorts(graph.container(`chatgrid-${node}`)), node).toEqual([]);
+      }
+      expect(publishedPorts(graph.container("chatgrid-nginx"))).toEqual([
+        { internal: 8080, external: 8080, ip: "127.0.0.1" },
+        { internal: 8090, external: 8090, ip: "127.0.0.1" },
+      ]);
+      expect(publishedPorts(graph.container("chatgrid-web"))).toEqual([
+        { internal: 3000, external: 3000, ip: "127.0.0.1" },
+      ]);
+      expect(publishedPorts(graph.container("chatgrid-redis"))).toEqual([
+        { internal: 6379, external: 6379, ip: "127.0.0.1" },
+      ]);
+      // Kafka's host listener (advertised as localhost:9092) is the one published.
+      expect(publishedPorts(graph.container("chatgrid-kafka"))).toEqual([
+        { internal: 29092, external: 9092, ip: "127.0.0.1" },
+      ]);
+      const all = graph.of(T.container).flatMap((c) => publishedPorts(c).map((p) => p.external));
+      expect(all.sort()).toEqual([3000, 6379, 8080, 8090, 9092]);
+    });
+
+    it("nginx gets exactly the renderer's output for this topology, listing every gateway, at /etc/nginx/nginx.conf", () => {
+      const conf = uploadedConf(graph.container("chatgrid-nginx"));
+      expect(conf).toBe(
+        renderNginxConf(topology, { errorLog: "/dev/stderr", accessLog: "off", workerProcesses: "auto" }),
+      );
+      const servers = [...conf.matchAll(/^\s*server (\S+) max_fails/gm)].map((s) => s[1]);
+      expect(servers).toEqual(gatewayNames.map((g) => `${g}:8081`));
+      expect(conf).toContain("ip_hash;");
+      expect(conf).not.toMatch(/^pid /m);
+      expect(conf).not.toMatch(/^user /m);
+      expect(conf).toMatch(/listen 8080;/);
+    });
+
+    it("the web container gets the same renderer's output with the web root and /tmp runtime, every gateway too", () => {
+      const conf = uploadedConf(graph.container("chatgrid-web"));
+      expect(conf).toBe(
+        renderNginxConf(topology, {
+          errorLog: "/dev/stderr",
+          accessLog: "off",
+          workerProcesses: "auto",
+          webRoot: "/usr/share/nginx/html",
+          runtimeDir: "/tmp",
+        }),
+      );
+      const servers = [...conf.matchAll(/^\s*server (\S+) max_fails/gm)].map((s) => s[1]);
+      expect(servers).toEqual(gatewayNames.map((g) => `${g}:8081`));
+      // The routing is the entry's: only the housekeeping and the web root differ.
+      const routing = (text: string) =>
+        text
+          .split("\n")
+          .filter((l) => l.trim() !== "" && !/^(pid |\s*\w+_temp_path )/.test(l))
+          .join("\n")
+          .replace(/ {4}root \/usr\/share\/nginx\/html;[\s\S]*?immutable";\n {4}\}/g, "WEB")
+          .replace(/ {4}location \/ \{\n\s+default_type text\/plain;\n\s+return 503[^\n]*\n {4}\}/g, "WEB");
+      expect(routing(conf)).toBe(routing(uploadedConf(graph.container("chatgrid-nginx"))));
+    });
+
+    it("each gateway's environment is its topology environment: every AI node, Redis and Kafka", () => {
+      gatewayNames.forEach((g, i) => {
+        const env = envOf(graph.container(`chatgrid-${g}`));
+        expect(env).toEqual(topology.gateways[i]!.env);
+        expect(env).toMatchObject({ NODE_NAME: g, HOST: "0.0.0.0", PORT: "8081", METRICS_PORT: "9081" });
+        expect(env.AI_SERVICE_URLS!.split(",")).toEqual(aiNames.map((a) => `${a}=http://${a}:7001`));
+        expect(env.REDIS_URL).toBe("redis://redis:6379");
+        expect(env.KAFKA_BROKERS).toBe("kafka:9092");
+        // What the gateway itself makes of it.
+        const config = loadGatewayConfig(env);
+        expect(config.aiNodes.map((a) => a.name)).toEqual(aiNames);
+        expect(config.allowedOrigins).toContain("http://localhost:3000");
+      });
+    });
+
+    it("each AI node's environment is its topology environment, and every address in any environment is a container here", () => {
+      aiNames.forEach((a, i) => {
+        const env = envOf(graph.container(`chatgrid-${a}`));
+        expect(env).toEqual(topology.aiNodes[i]!.env);
+        expect(loadAiConfig(env).publicUrl).toBe(`http://${a}:7001`);
+      });
+      const aliases = new Set(graph.of(T.container).flatMap((c) => attachments(c)[0]!.aliases));
+      const listening: Record<string, string> = {
+        redis: "6379",
+        kafka: "9092",
+        ...Object.fromEntries(aiNames.map((a) => [a, "7001"])),
+      };
+      for (const c of graph.of(T.container)) {
+        const env = envOf(c);
+        const targets = [
+          ...(env.AI_SERVICE_URLS ?? "").split(",").filter(Boolean),
+          env.REDIS_URL,
+          env.KAFKA_BROKERS,
+          env.PUBLIC_URL,
+        ]
+          .filter((t): t is string => Boolean(t))
+          .map((t) => /^(?:[\w-]+=)?(?:\w+:\/\/)?([\w.-]+):(\d+)/.exec(t)!);
+        for (const [, host, port] of targets) {
+          expect(aliases.has(host!), `${c.inputs.name} points at ${host}`).toBe(true);
+          expect(listening[host!], `${c.inputs.name} → ${host}:${port}`).toBe(port);
+        }
+      }
+      const kafkaEnv = envOf(graph.container("chatgrid-kafka"));
+      expect(kafkaEnv.KAFKA_ADVERTISED_LISTENERS).toContain("INTERNAL://kafka:9092");
+      expect(kafkaEnv.KAFKA_LISTENERS).toContain("INTERNAL://0.0.0.0:9092");
+      expect(aiPorts(graph, aiNames)).toEqual(aiNames.map(() => "7001"));
+    });
+
+    it("every container has a health check, the restart policy, and makes `pulumi up` wait until healthy", () => {
+      for (const c of graph.of(T.container)) {
+        const check = c.inputs.healthcheck as Record<string, unknown>;
+        const tests = check.tests as string[];
+        expect(["CMD", "CMD-SHELL"], String(c.inputs.name)).toContain(tests[0]);
+        expect(tests.length).toBeGreaterThan(1);
+        expect(check.interval).toMatch(/^\d+s$/);
+        expect(check.timeout).toMatch(/^\d+s$/);
+        expect(check.retries).toBeGreaterThan(0);
+        expect(c.inputs.restart).toBe("unless-stopped");
+        expect(c.inputs.wait).toBe(true);
+        expect(c.inputs.waitTimeout).toBeGreaterThanOrEqual(60);
+        expect(c.inputs.logOpts).toEqual({ "max-size": "10m", "max-file": "3" });
+      }
+      const health = (name: string) => (graph.container(name).inputs.healthcheck as { tests: string[] }).tests;
+      expect(health("chatgrid-redis")).toEqual(["CMD-SHELL", "redis-cli -p 6379 ping | grep -q PONG"]);
+      expect(health("chatgrid-nginx")).toEqual([
+        "CMD",
+        "wget",
+        "-q",
+        "-O",
+        "/dev/null",
+        "http://127.0.0.1:8080/healthz",
+      ]);
+      expect(health("chatgrid-web")).toEqual(["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/healthz"]);
+      expect(health("chatgrid-gateway-1").join(" ")).toContain("process.env.METRICS_PORT");
+      expect(health("chatgrid-ai-1").join(" ")).toContain("process.env.PORT");
+    });
+
+    it("pulled images are pinned by digest from infra/images.ts; app images are built from the repository", () => {
+      const pulled = graph.of(T.remoteImage).map((i) => i.inputs.name as string);
+      expect(pulled.sort()).toEqual([images.kafka, images.nginx, images.redis].sort());
+      for (const name of pulled) expect(name).toMatch(PINNED_IMAGE);
+      expect(graph.container("chatgrid-redis").inputs.image).toBe(fakeImageId("chatgrid-redis-image"));
+      expect(graph.container("chatgrid-kafka").inputs.image).toBe(fakeImageId("chatgrid-kafka-image"));
+      expect(graph.container("chatgrid-nginx").inputs.image).toBe(fakeImageId("chatgrid-nginx-image"));
+
+      for (const app of ["gateway", "ai", "web"]) {
+        const build = graph.of(T.image).find((i) => i.name === `chatgrid-${app}-image-build`)!;
+        expect(build.inputs).toMatchObject({
+          imageName: `chatgrid/${app}:local`,
+          skipPush: true,
+          build: {
+            context: REPO,
+            dockerfile: join(REPO, "apps", app, "Dockerfile"),
+            builderVersion: "BuilderBuildKit",
+            args: baseImageBuildArgs,
+          },
+        });
+        expect(existsSync((build.inputs.build as { dockerfile: string }).dockerfile)).toBe(true);
+      }
+      // Containers run the built image's id: a rebuild replaces them, an unchanged build leaves them alone.
+      for (const g of gatewayNames) {
+        expect(graph.container(`chatgrid-${g}`).inputs.image).toBe(fakeImageId("chatgrid-gateway-image-build"));
+      }
+      for (const a of aiNames) {
+        expect(graph.container(`chatgrid-${a}`).inputs.image).toBe(fakeImageId("chatgrid-ai-image-build"));
+      }
+      expect(graph.container("chatgrid-web").inputs.image).toBe(fakeImageId("chatgrid-web-image-build"));
+    });
+
+    it("Redis persists with AOF on the named volume", () => {
+      const redis = graph.container("chatgrid-redis");
+      expect(redis.inputs.command).toEqual([
+        "redis-server",
+        "--port",
+        "6379",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--dir",
+        "/data",
+      ]);
+      const [volume] = graph.of(T.volume);
+      expect(volume!.inputs.name).toBe("chatgrid-redis-data");
+      expect(redis.inputs.volumes).toEqual([{ volumeName: "chatgrid-redis-data", containerPath: "/data" }]);
+    });
+
+    it("outputs the chat, API and metrics URLs and the node names", () => {
+      expect(graph.outputs).toEqual({
+        chatUrl: "http://localhost:3000",
+        apiUrl: "http://localhost:8080",
+        metricsUrl: "http://localhost:8090",
+        nodeNames: { gateways: gatewayNames, aiNodes: aiNames },
+        redisUrl: "redis://localhost:6379",
+        kafkaBootstrap: "localhost:9092",
+      });
+    });
+  },
+);
+
+/** The PORT each AI container listens on (its environment), in node order. */
+function aiPorts(graph: Graph, aiNames: string[]): string[] {
+  return aiNames.map((a) => envOf(graph.container(`chatgrid-${a}`)).PORT!);
+}
+
+describe("switches", () => {
+  it("debugPorts false: Redis and Kafka publish nothing; only 8080, 8090 and 3000 are on the host", async () => {
+    const graph = await buildGraph({ debugPorts: "false" });
+    expect(publishedPorts(graph.container("chatgrid-redis"))).toEqual([]);
+    expect(publishedPorts(graph.container("chatgrid-kafka"))).toEqual([]);
+    const all = graph.of(T.container).flatMap((c) => publishedPorts(c).map((p) => p.external));
+    expect(all.sort()).toEqual([3000, 8080, 8090]);
+    expect(graph.outputs.redisUrl).toBeUndefined();
+    expect(graph.outputs.kafkaBootstrap).toBeUndefined();
+  });
+
+  it("kafka false: no broker, no Kafka image, no KAFKA_* in any environment", async () => {
+    const graph = await buildGraph({ kafka: "false", gatewayNodes: "2", aiNodes: "2" });
+    expect(graph.resources.filter((r) => /kafka/i.test(r.type) || /kafka/.test(r.name))).toEqual([]);
+    expect(graph.of(T.container)).toHaveLength(3 + 4);
+    for (const c of graph.of(T.container)) {
+      expect(
+        Object.keys(envOf(c)).filter((k) => k.startsWith("KAFKA_")),
+        String(c.inputs.name),
+      ).toEqual([]);
+    }
+    expect(envOf(graph.container("chatgrid-gateway-1"))).toEqual(expectedTopology(2, 2, false).gateways[0]!.env);
+  });
+
+  it("other host ports and 0.0.0.0: published onto nginx's fixed ports, allowed as origins, in the URLs", async () => {
+    const graph = await buildGraph({
+      httpPort: "9080",
+      webPort: "4000",
+      metricsPort: "9090",
+      publishAddress: "0.0.0.0",
+    });
+    expect(publishedPorts(graph.container("chatgrid-nginx"))).toEqual([
+      { internal: 8080, external: 9080, ip: "0.0.0.0" },
+      { internal: 8090, external: 9090, ip: "0.0.0.0" },
+    ]);
+    expect(publishedPorts(graph.container("chatgrid-web"))).toEqual([
+      { internal: 3000, external: 4000, ip: "0.0.0.0" },
+    ]);
+    // Inside, nginx is what it is with the defaults: host ports change the origins and nothing in the containers.
+    const defaults = await buildGraph({});
+    expect(uploadedConf(graph.container("chatgrid-nginx"))).toBe(uploadedConf(defaults.container("chatgrid-nginx")));
+    expect(uploadedConf(graph.container("chatgrid-web"))).toBe(uploadedConf(defaults.container("chatgrid-web")));
+    expect(envOf(graph.container("chatgrid-gateway-1")).ALLOWED_ORIGINS).toBe(
+      "http://localhost:4000,http://127.0.0.1:4000,http://localhost:9080,http://127.0.0.1:9080",
+    );
+    expect(graph.outputs).toMatchObject({
+      chatUrl: "http://localhost:4000",
+      apiUrl: "http://localhost:9080",
+      metricsUrl: "http://localhost:9090",
+    });
+  });
+
+  it("a privileged host port (80) is only a published port: the unprivileged web container still binds 3000", async () => {
+    const graph = await buildGraph({ httpPort: "80", webPort: "443" });
+    expect(publishedPorts(graph.container("chatgrid-nginx"))[0]).toEqual({
+      internal: 8080,
+      external: 80,
+      ip: "127.0.0.1",
+    });
+    expect(publishedPorts(graph.container("chatgrid-web"))).toEqual([
+      { internal: 3000, external: 443, ip: "127.0.0.1" },
+    ]);
+    const listens = [...uploadedConf(graph.container("chatgrid-web")).matchAll(/listen (\d+);/g)].map((m) =>
+      Number(m[1]),
+    );
+    expect(Math.min(...listens)).toBeGreaterThanOrEqual(1024);
+  });
+
+  it("provider openai: the API key reaches the AI nodes only, as a secret", async () => {
+    const graph = await buildGraph({
+      provider: "openai",
+      openaiBaseUrl: "http://llm.internal:8000/v1",
+      openaiModel: "tiny",
+      openaiApiKey: "sk-test-123",
+    });
+    const ai = graph.container("chatgrid-ai-1");
+    expect(envOf(ai)).toMatchObject({
+      PROVIDER: "openai",
+      OPENAI_BASE_URL: "http://llm.internal:8000/v1",
+      OPENAI_MODEL: "tiny",
+      OPENAI_API_KEY: "sk-test-123",
+    });
+    // The key makes the AI nodes' whole environment secret (hidden in state and in `pulumi preview`).
+    expect(isSecret(ai.inputs.envs)).toBe(true);
+    expect(isSecret(graph.container("chatgrid-gateway-1").inputs.envs)).toBe(false);
+    expect(JSON.stringify(graph.container("chatgrid-gateway-1").inputs)).not.toContain("sk-test");
+    expect(JSON.stringify(graph.container("chatgrid-nginx").inputs)).not.toContain("sk-test");
+    expect(JSON.stringify(graph.outputs)).not.toContain("sk-test");
+  });
+});
+
+describe("scaling is configuration: what changes between two configurations", () => {
+  const diff = (before: Graph, after: Graph) => {
+    const byName = (g: Graph) => new Map(g.resources.map((r) => [`${r.type} ${r.name}`, JSON.stringify(r.inputs)]));
+    const [a, b] = [byName(before), byName(after)];
+    return {
+      added: [...b.keys()].filter((k) => !a.has(k)).sort(),
+      removed: [...a.keys()].filter((k) => !b.has(k)).sort(),
+      changed: [...b.keys()].filter((k) => a.has(k) && a.get(k) !== b.get(k)).sort(),
+    };
+  };
+
+  it("gatewayNodes 3 → 5: two gateway containers more; nginx and web get the new upstream; nothing else moves", async () => {
+    const before = await buildGraph({ gatewayNodes: "3", aiNodes: "3" });
+    const after = await buildGraph({ gatewayNodes: "5", aiNodes: "3" });
+    expect(diff(before, after)).toEqual({
+      added: [`${T.container} chatgrid-gateway-4`, `${T.container} chatgrid-gateway-5`],
+      removed: [],
+      changed: [`${T.container} chatgrid-nginx`, `${T.container} chatgrid-web`],
+    });
+    expect(uploadedConf(after.container("chatgrid-nginx"))).toBe(
+      renderNginxConf(expectedTopology(5, 3), { errorLog: "/dev/stderr", accessLog: "off", workerProcesses: "auto" }),
+    );
+  });
+
+  it("aiNodes 3 → 5: two AI containers more; every gateway learns them (AI_SERVICE_URLS only); nginx untouched", async () => {
+    const before = await buildGraph({ gatewayNodes: "3", aiNodes: "3" });
+    const after = await buildGraph({ gatewayNodes: "3", aiNodes: "5" });
+    expect(diff(before, after)).toEqual({
+      added: [`${T.container} chatgrid-ai-4`, `${T.container} chatgrid-ai-5`],
+      removed: [],
+      changed: [1, 2, 3].map((i) => `${T.container} chatgrid-gateway-${i}`),
+    });
+    for (const i of [1, 2, 3]) {
+      const [was, now] = [before, after].map((g) => envOf(g.container(`chatgrid-gateway-${i}`)));
+      const changedKeys = Object.keys(now!).filter((k) => now![k] !== was![k]);
+      expect(changedKeys).toEqual(["AI_SERVICE_URLS"]);
+      expect(now!.AI_SERVICE_URLS).toBe([1, 2, 3, 4, 5].map((a) => `ai-${a}=http://ai-${a}:7001`).join(","));
+    }
+  });
+});
+
+describe("invalid configurations fail before anything is created, naming the key and what it expects", () => {
+  it.each<{ raw: Record<string, string>; line: string }>([
+    { raw: { gatewayNodes: "0" }, line: 'chatgrid:gatewayNodes: at least 1 gateway node (got "0")' },
+    { raw: { aiNodes: "65" }, line: 'chatgrid:aiNodes: at most 64 AI nodes (got "65")' },
+    { raw: { gatewayNodes: "three" }, line: 'chatgrid:gatewayNodes: expected a whole number (got "three")' },
+    { raw: { httpPort: "70000" }, line: "chatgrid:httpPort: Too big: expected number to be <=65535" },
+    { raw: { debugPorts: "yes" }, line: 'chatgrid:debugPorts: expected true or false (got "yes")' },
+    { raw: { kafka: "on" }, line: 'chatgrid:kafka: expected true or false (got "on")' },
+    { raw: { provider: "claude" }, line: 'chatgrid:provider: Invalid option: expected one of "demo"|"openai"' },
+    { raw: { publishAddress: "localhost" }, line: "chatgrid:publishAddress: expected an IPv4 address" },
+    { raw: { webPort: "8080" }, line: "chatgrid:webPort: port 8080 is already published for httpPort" },
+    { raw: { httpPort: "6379" }, line: "chatgrid:debugPorts (Redis): port 6379 is already published for httpPort" },
+    { raw: { provider: "openai" }, line: "chatgrid:provider: openai needs chatgrid:openaiApiKey" },
+    { raw: { nodeEnv: '{"A":1}' }, line: "chatgrid:nodeEnv.A: Invalid input: expected string" },
+    { raw: { gatewayNode: "5" }, line: "chatgrid:gatewayNode: not a chatgrid setting (known: gatewayNodes, aiNodes" },
+  ])("$raw", async ({ raw, line }) => {
+    const engine = await mockEngine("local");
+    const { parseStackConfig } = await import("./config");
+    const { buildLocalStack } = await import("./local");
+    let message = "";
+    try {
+      buildLocalStack(parseStackConfig(raw));
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^invalid chatgrid stack configuration:\n/);
+    expect(
+      message.split("\n").some((l) => l.trim().startsWith(line)),
+      message,
+    ).toBe(true);
+    await engine.settle();
+    expect(engine.resources).toEqual([]);
+  });
+
+  it("names every problem at once", async () => {
+    const { parseStackConfig } = await import("./config");
+    expect(() => parseStackConfig({ gatewayNodes: "0", aiNodes: "x", debugPorts: "1" })).toThrow(
+      /gatewayNodes: at least 1[\s\S]*aiNodes: expected a whole number[\s\S]*debugPorts: expected true or false/,
+    );
+  });
+});

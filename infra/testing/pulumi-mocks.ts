@@ -1,0 +1,103 @@
+import { createHash } from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+
+/** One resource the program registered, as the engine would have received it. */
+export interface RegisteredResource {
+  type: string;
+  name: string;
+  /** Inputs with every Output resolved (what the engine would diff and create). */
+  inputs: Record<string, unknown>;
+  custom: boolean;
+  /** `urn:pulumi:<stack>::chatgrid::<parent type>$<type>::<name>`: the parent's type shows who adopted it. */
+  urn: string;
+}
+
+export interface MockedEngine {
+  /** Every registered resource, in registration order. */
+  resources: RegisteredResource[];
+  /** Waits until no registration is in flight (outputs in mocks resolve asynchronously). */
+  settle(): Promise<void>;
+}
+
+/** The image id a mocked build or pull "produces": stable per resource name, like a real content digest. */
+export const fakeImageId = (name: string): string => `sha256:${createHash("sha256").update(name).digest("hex")}`;
+
+/** A value of an Input, once resolved. */
+export function resolved<T>(input: pulumi.Input<T>): Promise<T> {
+  return new Promise((resolve) => {
+    pulumi.output(input).apply((value) => {
+      resolve(value as T);
+      return value;
+    });
+  });
+}
+
+/** Outputs a provider computes that the program reads; everything else echoes the inputs. */
+function mockState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
+  switch (type) {
+    case "docker:index/image:Image":
+      return { ...inputs, repoDigest: fakeImageId(name) };
+    case "docker:index/remoteImage:RemoteImage":
+      return { ...inputs, imageId: fakeImageId(name), repoDigest: inputs.name };
+    default:
+      return { ...inputs, name: inputs.name ?? name };
+  }
+}
+
+/**
+ * Replaces the Pulumi engine with mocks that record every registration. Call it BEFORE importing the program
+ * (`await import(...)`), and again for each independent run: each call starts an empty engine.
+ */
+export async function mockEngine(stack = "local"): Promise<MockedEngine> {
+  const resources: RegisteredResource[] = [];
+  let count = 0;
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        count++;
+        const state = mockState(args.type, args.name, args.inputs);
+        const record: RegisteredResource = {
+          type: args.type,
+          name: args.name,
+          inputs: args.inputs,
+          custom: args.custom ?? true,
+          urn: "",
+        };
+        resources.push(record);
+        return { id: args.custom ? `${args.name}-id` : undefined, state };
+      },
+      call(args) {
+        return args.inputs;
+      },
+    },
+    "chatgrid",
+    stack,
+    false,
+  );
+  const monitor = pulumi.runtime.getMonitor() as unknown as { resources: Map<string, { urn: string }> };
+  return {
+    resources,
+    async settle() {
+      // Registrations go through several promise turns each; wait until the count stays put for a while.
+      let stable = 0;
+      let last = -1;
+      while (stable < 5) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        if (count === last) stable++;
+        else {
+          stable = 0;
+          last = count;
+        }
+      }
+      const urns = [...monitor.resources.keys()];
+      for (const record of resources) {
+        const match = urns.filter((urn) => {
+          const parts = urn.split("::");
+          return parts.slice(3).join("::") === record.name && parts[2]?.split("$").pop() === record.type;
+        });
+        if (match.length !== 1) throw new Error(`no unique URN for ${record.type} ${record.name}: ${match.join(", ")}`);
+        record.urn = match[0]!;
+      }
+    },
+  };
+}
