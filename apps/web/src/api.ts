@@ -1,0 +1,98 @@
+import {
+  type CancelResponse,
+  CancelResponseSchema,
+  type ChatAccepted,
+  ChatAcceptedSchema,
+  type ChatRequest,
+  type ConversationsResponse,
+  ConversationsResponseSchema,
+  ErrorBodySchema,
+  type HistoryResponse,
+  HistoryResponseSchema,
+} from "@chatgrid/protocol";
+
+/** A REST call that failed: HTTP status (0: no answer at all), the protocol's error code, and Retry-After. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+
+  /** Worth trying again as it is (network, 429, 5xx), as opposed to a request that is wrong. */
+  get retryable(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+interface SafeParser<T> {
+  safeParse(value: unknown): { success: true; data: T } | { success: false };
+}
+
+const REQUEST_TIMEOUT_MS = 15_000;
+
+/** REST over fetch (PROTOCOL.md §2). Every response body is validated with the protocol's schemas. */
+export class Api {
+  constructor(
+    private readonly base: string,
+    private readonly token: () => string | undefined,
+    private readonly fetchFn: typeof fetch = (...args) => fetch(...args),
+  ) {}
+
+  private async call<T>(method: string, path: string, schema: SafeParser<T>, body?: unknown): Promise<T> {
+    const token = this.token();
+    let response: Response;
+    try {
+      response = await this.fetchFn(`${this.base}${path}`, {
+        method,
+        headers: {
+          ...(body !== undefined ? { "content-type": "application/json" } : {}),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+    } catch (error) {
+      throw new ApiError(0, "network", `the server could not be reached (${(error as Error).message})`);
+    }
+    let json: unknown;
+    try {
+      json = await response.json();
+    } catch {
+      json = undefined;
+    }
+    if (!response.ok) {
+      const parsed = ErrorBodySchema.safeParse(json);
+      const retryAfter = Number(response.headers.get("retry-after"));
+      throw new ApiError(
+        response.status,
+        parsed.success ? parsed.data.error.code : `http_${response.status}`,
+        parsed.success ? parsed.data.error.message : `HTTP ${response.status}`,
+        Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
+      );
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) throw new ApiError(response.status, "bad_response", `unexpected answer to ${method} ${path}`);
+    return parsed.data;
+  }
+
+  chat(request: ChatRequest): Promise<ChatAccepted> {
+    return this.call("POST", "/api/chat", ChatAcceptedSchema, request);
+  }
+
+  cancel(streamId: string): Promise<CancelResponse> {
+    return this.call("POST", "/api/cancel", CancelResponseSchema, { streamId });
+  }
+
+  history(conversationId: string): Promise<HistoryResponse> {
+    return this.call("GET", `/api/history?conversationId=${encodeURIComponent(conversationId)}`, HistoryResponseSchema);
+  }
+
+  conversations(): Promise<ConversationsResponse> {
+    return this.call("GET", "/api/conversations", ConversationsResponseSchema);
+  }
+}
