@@ -10,6 +10,7 @@ import {
   type HistoryResponse,
   HistoryResponseSchema,
 } from "@chatgrid/protocol";
+import { timeoutSignal } from "./timeout-signal";
 
 /** A REST call that failed: HTTP status (0: no answer at all), the protocol's error code, and Retry-After. */
 export class ApiError extends Error {
@@ -54,7 +55,7 @@ export class Api {
           ...(token ? { authorization: `Bearer ${token}` } : {}),
         },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        signal: timeoutSignal(REQUEST_TIMEOUT_MS),
       });
     } catch (error) {
       throw new ApiError(0, "network", `the server could not be reached (${(error as Error).message})`);

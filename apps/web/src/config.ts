@@ -1,3 +1,5 @@
+import { timeoutSignal } from "./timeout-signal";
+
 /**
  * Where the API and WebSocket are. By default the page's own origin (nginx on the web port proxies /api/ and /ws/).
  * A deployment that serves the page elsewhere puts `/config.json` = `{"apiBase": "https://chat.example.com"}` next
@@ -28,7 +30,7 @@ export async function loadEndpoints(fetchFn: typeof fetch, location: Location, t
   try {
     const response = await fetchFn("/config.json", {
       cache: "no-store",
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: timeoutSignal(timeoutMs),
       headers: { accept: "application/json" },
     });
     if (response.ok && (response.headers.get("content-type") ?? "").includes("json")) config = await response.json();

@@ -49,7 +49,8 @@ export const MessageList = memo(function MessageList({
     box.scrollTop = box.scrollHeight;
   }, [conversationId]);
 
-  const lastAssistant = items.findLast((i) => i.kind === "assistant")?.id;
+  let lastAssistant: string | undefined;
+  for (const item of items) if (item.kind === "assistant") lastAssistant = item.id;
   return (
     <section className="message-scroller" ref={scroller} aria-label="Conversation">
       <ol
