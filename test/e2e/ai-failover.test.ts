@@ -45,6 +45,9 @@ describe("SIGKILL an AI node mid-stream", () => {
         const history = await client.history(s.conversationId);
         expect(history.messages[1]).toMatchObject({ status: "complete", content: view.text });
         const wasOnAi1 = onAi1.includes(s);
+        // done names the node that finished: another one after a takeover.
+        if (wasOnAi1) expect(["ai-2"]).toContain(view.done?.aiNode);
+        else expect(view.done?.aiNode).toBe(view.start?.aiNode);
         // A seamless takeover never voids text; a restart voids it exactly once.
         expect(view.resets).toBe(wasOnAi1 && !seamless ? 1 : 0);
         // The demo text is deterministic: whichever way the takeover went, the answer is the one the prompt gives.

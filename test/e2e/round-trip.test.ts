@@ -45,4 +45,17 @@ describe("protocol round trip (1 gateway, 1 AI node, real Redis)", () => {
     ]);
     client.close();
   });
+
+  it("a provider failure ends with done + error, and history keeps the status and the error", async () => {
+    const client = new ChatClient(cluster.gatewayUrl(0));
+    await client.connect();
+    const accepted = await client.chat("[demo:error=4] fail after four tokens");
+    const view = await client.done(accepted.streamId);
+    expect(view.violations).toEqual([]);
+    expect(view.done).toMatchObject({ finishReason: "error", error: { code: "provider_error" }, aiNode: "ai-1" });
+    const answer = (await client.history(accepted.conversationId)).messages[1];
+    expect(answer).toMatchObject({ status: "error", content: view.text, error: view.done?.error });
+    expect(view.text.length).toBeGreaterThan(0);
+    client.close();
+  });
 });

@@ -77,7 +77,7 @@ export class StreamRun {
         const partial = snapshot?.content.length ?? 0;
         mode = this.deps.provider.deterministic ? "continued" : "restarted";
         if (this.deps.provider.deterministic) skip = partial;
-        else if (partial > 0) await this.append({ kind: "reset" });
+        else if (partial > 0) await this.append({ kind: "reset", aiNode: this.deps.node });
       }
       this.deps.events.emit({ type: "stream.started", ...this.ids(), aiNode: this.deps.node, mode });
       coalescer = new Coalescer(this.deps.coalesceMs, (delta) => this.appendChunk(delta));
@@ -99,7 +99,12 @@ export class StreamRun {
       }
       await coalescer.drain();
       if (!finish) throw new ProviderError("provider_incomplete", "the provider ended without a finish reason");
-      await this.append({ kind: "done", finishReason: finish.finishReason, usage: finish.usage });
+      await this.append({
+        kind: "done",
+        finishReason: finish.finishReason,
+        usage: finish.usage,
+        aiNode: this.deps.node,
+      });
       outcome = finish.finishReason;
       this.deps.events.emit({
         type: "stream.completed",
@@ -134,7 +139,7 @@ export class StreamRun {
       // Keep the text produced before a cancel or a provider failure: it is part of the answer's history.
       await coalescer?.drain();
       if (this.stopReason === "cancel") {
-        await this.append({ kind: "done", finishReason: "cancelled" });
+        await this.append({ kind: "done", finishReason: "cancelled", aiNode: this.deps.node });
         this.deps.events.emit({ type: "stream.cancelled", ...this.ids(), ...this.measures() });
         return "cancelled";
       }
@@ -143,7 +148,7 @@ export class StreamRun {
           ? { code: error.code, message: error.message }
           : { code: ErrorCode.internal, message: error instanceof Error ? error.message : String(error) };
       if (!(error instanceof ProviderError)) log.error({ streamId: this.streamId, err: error }, "stream run failed");
-      await this.append({ kind: "done", finishReason: "error", error: streamError });
+      await this.append({ kind: "done", finishReason: "error", error: streamError, aiNode: this.deps.node });
       this.deps.events.emit({ type: "stream.failed", ...this.ids(), aiNode: this.deps.node, error: streamError });
       return "error";
     } catch (writeError) {

@@ -92,7 +92,14 @@ function apply(stream: StreamState, event: StreamEvent): StreamState {
     case "chunk":
       return { ...stream, lastSeq: event.seq, text: stream.text + event.delta, status: "streaming" };
     case "reset":
-      return { ...stream, lastSeq: event.seq, text: "", status: "streaming", resets: stream.resets + 1 };
+      return {
+        ...stream,
+        lastSeq: event.seq,
+        text: "",
+        status: "streaming",
+        resets: stream.resets + 1,
+        aiNode: event.aiNode ?? stream.aiNode,
+      };
     case "snapshot":
       return {
         ...stream,
@@ -109,6 +116,8 @@ function apply(stream: StreamState, event: StreamEvent): StreamState {
         finishReason: event.finishReason,
         error: event.error,
         usage: event.usage,
+        // After a takeover the node that finished is not the one in `start`.
+        aiNode: event.aiNode ?? stream.aiNode,
       };
   }
 }

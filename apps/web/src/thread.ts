@@ -23,6 +23,8 @@ export interface AssistantItem {
   content: string;
   status: MessageStatus;
   createdAt: string;
+  /** Why it failed, as history tells. */
+  error?: { code: string; message: string };
   /** Made by this page from a 202 (not read from history). */
   local?: true;
 }
@@ -48,6 +50,7 @@ export function itemsFromHistory(messages: HistoryMessage[]): ChatItem[] {
             content: m.content,
             status: m.status,
             createdAt: m.createdAt,
+            ...(m.error ? { error: m.error } : {}),
           },
   );
 }
@@ -88,7 +91,14 @@ const HISTORY_STATUS: Record<MessageStatus, StreamStatus> = {
 };
 
 export function answerView(item: AssistantItem, stream: StreamState | undefined): AnswerView {
-  if (!stream) return { text: item.content, status: HISTORY_STATUS[item.status] };
+  if (!stream) {
+    return {
+      text: item.content,
+      status: HISTORY_STATUS[item.status],
+      errorMessage: item.error?.message,
+      errorCode: item.error?.code,
+    };
+  }
   // A stream restored from history before its replay arrives has no text yet: show what history had.
   const text = stream.lastSeq < 0 && stream.text === "" ? item.content : stream.text;
   return { text, status: stream.status, errorMessage: stream.error?.message, errorCode: stream.error?.code };

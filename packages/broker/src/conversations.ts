@@ -1,4 +1,4 @@
-import type { ConversationSummary, HistoryMessage, MessageStatus } from "@chatgrid/protocol";
+import type { ConversationSummary, HistoryMessage, MessageStatus, StreamError } from "@chatgrid/protocol";
 import type { Redis } from "ioredis";
 import { newId } from "./ids";
 import { keys } from "./keys";
@@ -24,6 +24,17 @@ const TITLE_MAX = 80;
 export function titleFrom(message: string): string {
   const firstLine = message.trim().split("\n")[0]?.trim() ?? "";
   return firstLine.length > TITLE_MAX ? `${firstLine.slice(0, TITLE_MAX - 1)}…` : firstLine || "New chat";
+}
+
+/** The error a stream ended with, from its stored `done` frame. */
+function errorOf(doneFrame: string | null | undefined): StreamError | undefined {
+  if (!doneFrame) return undefined;
+  try {
+    const error = (JSON.parse(doneFrame) as { error?: StreamError }).error;
+    return error && typeof error.code === "string" && typeof error.message === "string" ? error : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function statusOf(streamStatus: string | null, finishReason: string | null): MessageStatus {
@@ -153,14 +164,16 @@ export class ConversationStore {
     const streamPipe = this.redis.pipeline();
     for (const row of assistant) {
       const streamId = row.streamId as string;
-      streamPipe.hmget(keys.streamMeta(streamId), "status", "finishReason").get(keys.streamText(streamId));
+      streamPipe.hmget(keys.streamMeta(streamId), "status", "finishReason", "doneFrame").get(keys.streamText(streamId));
     }
     const streamRows = (await streamPipe.exec()) ?? [];
-    const streamInfo = new Map<string, { status: MessageStatus; content: string }>();
+    const streamInfo = new Map<string, { status: MessageStatus; content: string; error?: StreamError }>();
     assistant.forEach((row, index) => {
-      const [status, finishReason] = (streamRows[index * 2]?.[1] as (string | null)[] | undefined) ?? [null, null];
+      const [status, finishReason, doneFrame] = (streamRows[index * 2]?.[1] as (string | null)[] | undefined) ?? [];
       const content = (streamRows[index * 2 + 1]?.[1] as string | null) ?? "";
-      streamInfo.set(row.streamId as string, { status: statusOf(status ?? null, finishReason ?? null), content });
+      const messageStatus = statusOf(status ?? null, finishReason ?? null);
+      const error = messageStatus === "error" ? errorOf(doneFrame) : undefined;
+      streamInfo.set(row.streamId as string, { status: messageStatus, content, ...(error ? { error } : {}) });
     });
     const messages: HistoryMessage[] = [];
     for (const row of rows) {
@@ -174,6 +187,7 @@ export class ConversationStore {
           createdAt: row.createdAt ?? "",
           streamId: row.streamId,
           status: info.status,
+          ...(info.error ? { error: info.error } : {}),
         });
       } else {
         messages.push({

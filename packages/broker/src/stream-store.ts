@@ -67,8 +67,8 @@ export type AppendOutcome =
 export type StreamEventInput =
   | { kind: "start"; conversationId: string; messageId: string; aiNode: string }
   | { kind: "chunk"; delta: string }
-  | { kind: "reset" }
-  | { kind: "done"; finishReason: FinishReason; error?: StreamError; usage?: Usage };
+  | { kind: "reset"; aiNode?: string }
+  | { kind: "done"; finishReason: FinishReason; error?: StreamError; usage?: Usage; aiNode?: string };
 
 export interface StreamSnapshot {
   /** The seq of the stream's last event. */
@@ -226,11 +226,16 @@ export class StreamStore {
           finishReason: "",
         };
       case "reset":
-        return { ...frameParts({ type: "reset", streamId }, {}), delta: "", finishReason: "" };
+        return {
+          ...frameParts({ type: "reset", streamId }, event.aiNode ? { aiNode: event.aiNode } : {}),
+          delta: "",
+          finishReason: "",
+        };
       case "done": {
         const tail: Record<string, unknown> = { finishReason: event.finishReason };
         if (event.error) tail.error = event.error;
         if (event.usage) tail.usage = event.usage;
+        if (event.aiNode) tail.aiNode = event.aiNode;
         return { ...frameParts({ type: "done", streamId }, tail), delta: "", finishReason: event.finishReason };
       }
     }

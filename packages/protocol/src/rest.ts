@@ -46,6 +46,8 @@ export const HistoryMessageSchema = z.object({
   createdAt: z.string(),
   streamId: IdSchema.optional(),
   status: MessageStatusSchema,
+  /** Why an assistant message has status `error` (the stream's `done.error`). */
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
 });
 export type HistoryMessage = z.infer<typeof HistoryMessageSchema>;
 

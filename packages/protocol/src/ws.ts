@@ -63,6 +63,8 @@ export const ResetFrameSchema = z.object({
   type: z.literal("reset"),
   streamId: IdSchema,
   seq: z.number().int().min(1),
+  /** The AI node that starts the text over (the stream moved to it). */
+  aiNode: z.string().optional(),
 });
 export const DoneFrameSchema = z.object({
   type: z.literal("done"),
@@ -71,6 +73,8 @@ export const DoneFrameSchema = z.object({
   finishReason: FinishReasonSchema,
   error: StreamErrorSchema.optional(),
   usage: UsageSchema.optional(),
+  /** The AI node that finished the stream (after a takeover, not the one in `start`); absent when a gateway ended it. */
+  aiNode: z.string().optional(),
 });
 export const SnapshotFrameSchema = z.object({
   type: z.literal("snapshot"),
