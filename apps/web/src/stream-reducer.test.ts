@@ -49,7 +49,12 @@ describe("stream reducer", () => {
   });
 
   it("follows the AI node a stream moved to: reset and done name it after a takeover", () => {
-    const restarted = run([start, chunk(1, "a"), { type: "reset", streamId: S, seq: 2, aiNode: "ai-3" }, chunk(3, "b")]);
+    const restarted = run([
+      start,
+      chunk(1, "a"),
+      { type: "reset", streamId: S, seq: 2, aiNode: "ai-3" },
+      chunk(3, "b"),
+    ]);
     expect(restarted).toMatchObject({ aiNode: "ai-3", text: "b", resets: 1 });
     const continued = run([start, chunk(1, "a"), done(2, { aiNode: "ai-1" })]);
     expect(continued).toMatchObject({ aiNode: "ai-1", status: "complete" });
