@@ -22,11 +22,18 @@ export async function openClient(
   recorder: LatencyRecorder,
 ): Promise<WebSocket> {
   const ws = new WebSocket(url, { perMessageDeflate: false });
-  await once(ws, "open");
-  const welcome = once(ws, "message");
-  if (hello) ws.send(JSON.stringify(hello));
-  await welcome;
+  // Listen before the socket opens: a server that greets at once may send its first frame in the same read.
+  let welcomed: () => void = () => undefined;
+  const welcome = new Promise<void>((resolve) => {
+    welcomed = resolve;
+  });
+  let greeted = false;
   ws.on("message", (data: Buffer) => {
+    if (!greeted) {
+      greeted = true;
+      welcomed();
+      return;
+    }
     if (!recorder.recording) return;
     const text = data.toString();
     // Cheap extraction of the delta (the publisher writes `"delta":"<ms>"` last): no JSON.parse per chunk here,
@@ -37,6 +44,9 @@ export async function openClient(
     recorder.delivered++;
     if (recorder.samples.length < 2_000_000) recorder.samples.push(nowMs() - sent);
   });
+  await once(ws, "open");
+  if (hello) ws.send(JSON.stringify(hello));
+  await welcome;
   return ws;
 }
 

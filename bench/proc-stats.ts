@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** CPU time (user + system) a process has used, in milliseconds, from /proc (Linux; 100 ticks per second). */
 export function cpuMs(pid: number): number {
@@ -9,6 +9,25 @@ export function cpuMs(pid: number): number {
   const stime = Number(fields[12]);
   return ((utime + stime) * 1000) / 100;
 }
+
+/** A process and its children (nginx's workers do the work, not its master). */
+export function withChildren(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) children.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return [pid, ...children];
+}
+
+/** CPU time of a process and its children, in milliseconds. */
+export const treeCpuMs = (pid: number): number => withChildren(pid).reduce((sum, p) => sum + cpuMs(p), 0);
 
 /** Resident set size in KiB. */
 export function rssKiB(pid: number): number {

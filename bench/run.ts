@@ -18,7 +18,7 @@ import { Redis } from "ioredis";
 import type { WebSocket } from "ws";
 import { ClusterRunner, freePort, httpUp, REPO_ROOT } from "../infra/runner";
 import { newRecorder, nowMs, openClient, publishLoad } from "./load";
-import { cpuMs, percentile, rssKiB } from "./proc-stats";
+import { cpuMs, percentile, rssKiB, treeCpuMs } from "./proc-stats";
 
 interface Options {
   streams: number;
@@ -53,14 +53,14 @@ async function measure(
   await publishLoad(options.streams, options.rate, WARMUP_SECONDS, publish);
   recorder.recording = true;
   const cpu0 = cpuMs(serverPid);
-  const nginx0 = nginxPid ? cpuMs(nginxPid) : 0;
+  const nginx0 = nginxPid ? treeCpuMs(nginxPid) : 0;
   const started = nowMs();
   const published = await publishLoad(options.streams, options.rate, options.seconds, publish);
   await pause(200); // let the last chunks arrive
   recorder.recording = false;
   const elapsed = (nowMs() - started) / 1000;
   const serverCpu = cpuMs(serverPid) - cpu0;
-  const nginxCpu = nginxPid ? cpuMs(nginxPid) - nginx0 : undefined;
+  const nginxCpu = nginxPid ? treeCpuMs(nginxPid) - nginx0 : undefined;
   const sorted = Float64Array.from(recorder.samples).sort();
   const delivered = recorder.delivered;
   return {
