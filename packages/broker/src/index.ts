@@ -8,6 +8,7 @@ export * from "./keys";
 export * from "./logger";
 export * from "./rate-limiter";
 export * from "./redis";
+export * from "./run-node";
 export * from "./sessions";
 export * from "./stream-store";
 export * from "./subscriber";
