@@ -1,6 +1,7 @@
 /**
  * `npm start [-- flags]`: the whole chatgrid topology as processes on this machine, supervised until Ctrl-C.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -56,8 +57,15 @@ async function main(): Promise<void> {
   console.log("chatgrid: starting…");
   // The built web client, served by nginx on the web port (and at / on the main port).
   const webRoot = join(REPO_ROOT, "apps", "web", "dist");
+  if (!existsSync(join(webRoot, "index.html"))) {
+    console.log("chatgrid: building the web client (once; npm run build rebuilds everything)…");
+    const build = spawnSync("npm", ["run", "build", "--workspace", "@chatgrid/web"], {
+      cwd: REPO_ROOT,
+      stdio: "inherit",
+    });
+    if (build.status !== 0) console.log("chatgrid: the web client did not build; the API and WebSocket still run");
+  }
   const webBuilt = existsSync(join(webRoot, "index.html"));
-  if (!webBuilt) console.log("chatgrid: the web client is not built (npm run build); the API and WebSocket still run");
   // Kafka when Java is here (the jars are fetched with Maven once); otherwise events are off and we say how.
   const kafkaCheck = values["no-kafka"] ? { ok: false as const, why: "--no-kafka" } : kafkaAvailable(REPO_ROOT);
   if (!kafkaCheck.ok) console.log(`chatgrid: Kafka off (${kafkaCheck.why}); events are disabled`);
