@@ -174,6 +174,8 @@ describe("SupervisedProcess", () => {
     const wanted = 8;
     const exitTimes: number[] = [];
     const exits: [number | null, NodeJS.Signals | null][] = [];
+    const delays: number[] = [];
+    p.on("backoff", (ms) => delays.push(ms));
     const enough = new Promise<void>((resolve) =>
       p.on("exit", (code, signal) => {
         exitTimes.push(performance.now());
@@ -195,11 +197,9 @@ describe("SupervisedProcess", () => {
       // Never earlier than the backoff (1 ms of timer rounding allowed).
       expect(gap, report).toBeGreaterThanOrEqual(expected[i]! - 2);
     });
-    // Growing: the fourth wait is clearly longer than the first.
-    expect(gaps[3]!, report).toBeGreaterThan(gaps[0]! + 60);
-    // Capped: uncapped, the 6th and 7th waits would be 640 and 1280 ms.
-    expect(gaps[5]!, report).toBeLessThan(600);
-    expect(gaps[6]!, report).toBeLessThan(600);
+    // Growing and capped, as scheduled (wall-clock gaps also contain each child's start-up time, which a loaded
+    // machine stretches, so the schedule itself is what is checked exactly).
+    expect(delays.slice(0, expected.length), report).toEqual(expected);
     expect(readFileSync(p.spec.logFile, "utf8").match(/crashing/g)?.length).toBeGreaterThanOrEqual(wanted);
   });
 

@@ -45,6 +45,8 @@ export const defaultRestartPolicy: RestartPolicy = {
 export class SupervisedProcess extends EventEmitter<{
   healthy: [number];
   exit: [number | null, NodeJS.Signals | null];
+  /** A restart was scheduled after this many milliseconds. */
+  backoff: [number];
   failed: [Error];
 }> {
   state: ProcessState = "stopped";
@@ -125,6 +127,7 @@ export class SupervisedProcess extends EventEmitter<{
     this.failures++;
     this.state = "backoff";
     this.emit("exit", code, signal);
+    this.emit("backoff", delay);
     this.backoffTimer = setTimeout(() => {
       if (this.stopping) return;
       this.restarts++;

@@ -214,7 +214,7 @@ describe("createOpenAiProvider", () => {
     expect(text).toBe("Thinking...");
     expect(expectProviderError(error, "provider_timeout").message).toContain("300 ms");
     expect(elapsed).toBeGreaterThanOrEqual(280);
-    expect(elapsed).toBeLessThan(1_500);
+    expect(elapsed).toBeLessThan(4_000);
     await server.clientDisconnected;
   });
 
@@ -240,14 +240,14 @@ describe("createOpenAiProvider", () => {
 
   it("times out when the server sends nothing at all before firstTokenTimeoutMs", async () => {
     const server = await serve(async (ex) => {
-      await sleep(1_500);
+      await sleep(5_000);
       if (!ex.closed) sendAnswer(ex, ["too late"]);
     });
     const started = Date.now();
     const { events, error } = await run(providerFor(server, { firstTokenTimeoutMs: 300, maxRetries: 1 }));
     expect(events).toEqual([]);
     expectProviderError(error, "provider_timeout");
-    expect(Date.now() - started).toBeLessThan(1_200);
+    expect(Date.now() - started).toBeLessThan(3_000);
     await server.clientDisconnected;
     // Our watchdog fired, so the SDK did not get to retry the timed-out attempt.
     expect(server.requests).toHaveLength(1);
@@ -307,7 +307,7 @@ describe("createOpenAiProvider", () => {
     const started = Date.now();
     const { error } = await run(providerFor(server, { maxRetries: 1, firstTokenTimeoutMs: 300 }));
     expectProviderError(error, "provider_timeout");
-    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(Date.now() - started).toBeLessThan(5_000);
     expect(server.requests).toHaveLength(1);
   });
 
@@ -354,7 +354,7 @@ describe("createOpenAiProvider", () => {
       controller.abort();
     });
     // Promptly, not when the (2 s) inter-token watchdog would have fired anyway.
-    expect(Date.now() - abortedAt).toBeLessThan(500);
+    expect(Date.now() - abortedAt).toBeLessThan(1_500);
     expect(text).toBe("First");
     expect(events.some((e) => e.type === "finish")).toBe(false);
     expect(error).toBeInstanceOf(Error);
@@ -385,7 +385,7 @@ describe("createOpenAiProvider", () => {
     expect(text).toBe("short");
     expect(events.some((e) => e.type === "finish")).toBe(false);
     expect((error as Error).name).toBe("AbortError");
-    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(Date.now() - started).toBeLessThan(3_000);
   });
 
   it("ends with an AbortError when cancelled before the first token", async () => {
@@ -404,7 +404,7 @@ describe("createOpenAiProvider", () => {
     const abortedAt = Date.now();
     controller.abort();
     const { events, error } = await outcome;
-    expect(Date.now() - abortedAt).toBeLessThan(500);
+    expect(Date.now() - abortedAt).toBeLessThan(1_500);
     expect(events).toEqual([]);
     expect((error as Error).name).toBe("AbortError");
     await server.clientDisconnected;
