@@ -2,7 +2,7 @@ import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { appHealthCheck } from "../images";
 import type { NodeSpec } from "../topology";
-import { requireDnsName, serviceContainer } from "./common";
+import { requireNodeGroup, serviceContainer } from "./common";
 
 export interface AiNodeGroupArgs {
   /** The topology's AI nodes: name, host (the network alias), port and whole environment. */
@@ -25,17 +25,8 @@ export class AiNodeGroup extends pulumi.ComponentResource {
 
   constructor(name: string, args: AiNodeGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chatgrid:docker:AiNodeGroup", name, {}, opts);
-    if (args.nodes.length === 0) throw new Error("AiNodeGroup: needs at least one AI node");
-    const wrong = args.nodes.find((node) => node.role !== "ai");
-    if (wrong) throw new Error(`AiNodeGroup: ${wrong.name} is a ${wrong.role} node, not an AI node`);
-    if (args.addresses.length !== args.nodes.length) {
-      throw new Error(`AiNodeGroup: ${args.nodes.length} nodes but ${args.addresses.length} addresses`);
-    }
-    if (new Set(args.nodes.map((node) => node.name)).size !== args.nodes.length) {
-      throw new Error("AiNodeGroup: node names must be unique");
-    }
+    requireNodeGroup("AiNodeGroup", "ai", "AI node", args.nodes, args.addresses);
     for (const node of args.nodes) {
-      requireDnsName("AiNodeGroup", "node host", node.host);
       if (node.env.PORT !== String(node.port)) {
         throw new Error(
           `AiNodeGroup: ${node.name} listens on PORT=${node.env.PORT} but the topology says ${node.port}`,

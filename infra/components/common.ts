@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { PINNED_IMAGE } from "../images";
+import type { NodeSpec } from "../topology";
 
 /** Every container restarts unless someone stopped it (a crash, an OOM kill, a daemon restart). */
 export const RESTART_POLICY = "unless-stopped";
@@ -63,6 +64,43 @@ export function requirePinned(component: string, image: string): void {
   if (!PINNED_IMAGE.test(image)) {
     throw new Error(`${component}: image must be pinned by digest (name:tag@sha256:<64 hex>), got "${image}"`);
   }
+}
+
+/** A pulled image, pinned by digest, as a child of the component that runs it (`<container>-image`). */
+export function pinnedImage(
+  component: string,
+  containerName: string,
+  image: string,
+  parent: pulumi.Resource,
+): docker.RemoteImage {
+  requirePinned(component, image);
+  return new docker.RemoteImage(`${containerName}-image`, { name: image, keepLocally: true }, { parent });
+}
+
+/**
+ * The checks every node group makes on its part of the topology: at least one node, all of `role`, one fixed
+ * address per node, unique names that are DNS labels.
+ */
+export function requireNodeGroup(
+  component: string,
+  role: NodeSpec["role"],
+  roleName: string,
+  nodes: NodeSpec[],
+  addresses: string[],
+): void {
+  if (nodes.length === 0) throw new Error(`${component}: needs at least one ${roleName}`);
+  const wrong = nodes.find((node) => node.role !== role);
+  if (wrong)
+    throw new Error(
+      `${component}: ${wrong.name} is a ${wrong.role} node, not ${/^[aeiou]/i.test(roleName) ? "an" : "a"} ${roleName}`,
+    );
+  if (addresses.length !== nodes.length) {
+    throw new Error(`${component}: ${nodes.length} nodes but ${addresses.length} addresses`);
+  }
+  if (new Set(nodes.map((node) => node.name)).size !== nodes.length) {
+    throw new Error(`${component}: node names must be unique`);
+  }
+  for (const node of nodes) requireDnsName(component, "node host", node.host);
 }
 
 /** Throws when a name is not a valid Docker container / DNS name. */

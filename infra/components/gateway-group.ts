@@ -2,7 +2,7 @@ import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { appHealthCheck } from "../images";
 import type { NodeSpec } from "../topology";
-import { requireDnsName, serviceContainer } from "./common";
+import { requireNodeGroup, serviceContainer } from "./common";
 
 export interface GatewayGroupArgs {
   /** The topology's gateways: name, host (the network alias), ports and whole environment (AI node list included). */
@@ -26,17 +26,8 @@ export class GatewayGroup extends pulumi.ComponentResource {
 
   constructor(name: string, args: GatewayGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chatgrid:docker:GatewayGroup", name, {}, opts);
-    if (args.nodes.length === 0) throw new Error("GatewayGroup: needs at least one gateway");
-    const wrong = args.nodes.find((node) => node.role !== "gateway");
-    if (wrong) throw new Error(`GatewayGroup: ${wrong.name} is a ${wrong.role} node, not a gateway`);
-    if (args.addresses.length !== args.nodes.length) {
-      throw new Error(`GatewayGroup: ${args.nodes.length} nodes but ${args.addresses.length} addresses`);
-    }
-    if (new Set(args.nodes.map((node) => node.name)).size !== args.nodes.length) {
-      throw new Error("GatewayGroup: node names must be unique");
-    }
+    requireNodeGroup("GatewayGroup", "gateway", "gateway", args.nodes, args.addresses);
     for (const node of args.nodes) {
-      requireDnsName("GatewayGroup", "node host", node.host);
       if (!node.env.AI_SERVICE_URLS) throw new Error(`GatewayGroup: ${node.name} has no AI_SERVICE_URLS`);
       if (node.env.PORT !== String(node.port) || node.env.METRICS_PORT !== String(node.metricsPort)) {
         throw new Error(`GatewayGroup: ${node.name}'s PORT/METRICS_PORT differ from the topology's ports`);

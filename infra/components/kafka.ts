@@ -1,6 +1,6 @@
-import * as docker from "@pulumi/docker";
+import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { type NetworkPlacement, type PublishedPort, requireDnsName, requirePinned, serviceContainer } from "./common";
+import { type NetworkPlacement, type PublishedPort, pinnedImage, requireDnsName, serviceContainer } from "./common";
 
 export interface KafkaBrokerArgs {
   containerName: string;
@@ -33,7 +33,6 @@ export class KafkaBroker extends pulumi.ComponentResource {
   constructor(name: string, args: KafkaBrokerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chatgrid:docker:Kafka", name, {}, opts);
     requireDnsName("KafkaBroker", "containerName", args.containerName);
-    requirePinned("KafkaBroker", args.image);
     const alias = args.network.aliases[0];
     if (!alias) throw new Error("KafkaBroker: the network placement needs an alias");
     if (args.port === args.hostListenerPort || args.port === 9093 || args.hostListenerPort === 9093) {
@@ -47,11 +46,7 @@ export class KafkaBroker extends pulumi.ComponentResource {
     }
     const hostPort = args.debugPort?.external ?? args.hostListenerPort;
 
-    this.image = new docker.RemoteImage(
-      `${args.containerName}-image`,
-      { name: args.image, keepLocally: true },
-      { parent: this },
-    );
+    this.image = pinnedImage("KafkaBroker", args.containerName, args.image, this);
     this.container = serviceContainer(
       args.containerName,
       {

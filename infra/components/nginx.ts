@@ -1,6 +1,6 @@
-import * as docker from "@pulumi/docker";
+import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { type NetworkPlacement, type PublishedPort, requireDnsName, requirePinned, serviceContainer } from "./common";
+import { type NetworkPlacement, type PublishedPort, pinnedImage, requireDnsName, serviceContainer } from "./common";
 
 /** Where the official nginx image reads its configuration. */
 export const NGINX_CONF_PATH = "/etc/nginx/nginx.conf";
@@ -52,15 +52,10 @@ export class NginxProxy extends pulumi.ComponentResource {
   constructor(name: string, args: NginxProxyArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chatgrid:docker:Nginx", name, {}, opts);
     requireDnsName("NginxProxy", "containerName", args.containerName);
-    requirePinned("NginxProxy", args.image);
     if (args.ports.length === 0) throw new Error("NginxProxy: publishes at least the public port");
     requireRenderedConf("NginxProxy", args.nginxConf, [args.healthPort, ...args.ports.map((p) => p.internal)]);
 
-    this.image = new docker.RemoteImage(
-      `${args.containerName}-image`,
-      { name: args.image, keepLocally: true },
-      { parent: this },
-    );
+    this.image = pinnedImage("NginxProxy", args.containerName, args.image, this);
     this.container = serviceContainer(
       args.containerName,
       {

@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { type NetworkPlacement, type PublishedPort, requireDnsName, requirePinned, serviceContainer } from "./common";
+import { type NetworkPlacement, type PublishedPort, pinnedImage, requireDnsName, serviceContainer } from "./common";
 
 export interface RedisServerArgs {
   /** Container name; the data volume is `<containerName>-data`. */
@@ -28,17 +28,12 @@ export class RedisServer extends pulumi.ComponentResource {
   constructor(name: string, args: RedisServerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("chatgrid:docker:Redis", name, {}, opts);
     requireDnsName("RedisServer", "containerName", args.containerName);
-    requirePinned("RedisServer", args.image);
     if (args.network.aliases.length === 0) throw new Error("RedisServer: the network placement needs an alias");
     if (args.debugPort && args.debugPort.internal !== args.port) {
       throw new Error(`RedisServer: the debug port must publish the Redis port ${args.port}`);
     }
 
-    this.image = new docker.RemoteImage(
-      `${args.containerName}-image`,
-      { name: args.image, keepLocally: true },
-      { parent: this },
-    );
+    this.image = pinnedImage("RedisServer", args.containerName, args.image, this);
     this.volume = new docker.Volume(
       `${args.containerName}-data`,
       { name: `${args.containerName}-data`, labels: [{ label: "chatgrid.role", value: "redis" }] },

@@ -1,5 +1,6 @@
 import { envBool, envInt, parseEnv, storeEnvSchema } from "@chatgrid/broker";
 import { eventsEnvSchema } from "@chatgrid/events";
+import { LIMITS } from "@chatgrid/protocol";
 import { z } from "zod";
 
 const gatewayEnvSchema = storeEnvSchema.extend(eventsEnvSchema.shape).extend({
@@ -24,7 +25,7 @@ const gatewayEnvSchema = storeEnvSchema.extend(eventsEnvSchema.shape).extend({
   WS_FRAME_BURST: envInt(60),
   /** Bytes queued on a socket before it is closed with 4409 (slow consumer). */
   WS_SEND_BUFFER_BYTES: envInt(1024 * 1024),
-  HELLO_TIMEOUT_MS: envInt(10_000),
+  HELLO_TIMEOUT_MS: envInt(LIMITS.helloTimeoutMs),
   DISPATCH_TIMEOUT_MS: envInt(3000),
   AI_NODE_COOLDOWN_MS: envInt(5000),
   AI_PROBE_INTERVAL_MS: envInt(2000),

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { StreamStoreOptions } from "./stream-store";
+import { defaultStreamStoreOptions as defaults, type StreamStoreOptions } from "./stream-store";
 
 /** Parses environment variables with a schema; on error, one message naming every bad variable and what it expects. */
 export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.infer<S> {
@@ -28,11 +28,11 @@ export const storeEnvSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, "a redis:// or rediss:// URL")
     .default("redis://127.0.0.1:6379"),
-  HISTORY_TTL_MS: envInt(24 * 60 * 60 * 1000),
-  HISTORY_MAX_LEN: envInt(10_000, 10),
-  RETENTION_TTL_MS: envInt(30 * 24 * 60 * 60 * 1000),
-  STREAM_LEASE_MS: envInt(5000, 500),
-  DISPATCH_DEADLINE_MS: envInt(10_000, 500),
+  HISTORY_TTL_MS: envInt(defaults.historyTtlMs),
+  HISTORY_MAX_LEN: envInt(defaults.historyMaxLen, 10),
+  RETENTION_TTL_MS: envInt(defaults.retentionTtlMs),
+  STREAM_LEASE_MS: envInt(defaults.leaseMs, 500),
+  DISPATCH_DEADLINE_MS: envInt(defaults.dispatchDeadlineMs, 500),
 });
 export type StoreEnv = z.infer<typeof storeEnvSchema>;
 

@@ -1,4 +1,4 @@
-import type { FinishReason, StreamError, Usage } from "@chatgrid/protocol";
+import { type FinishReason, LIMITS, type StreamError, type Usage } from "@chatgrid/protocol";
 import type { Redis } from "ioredis";
 import { frameParts } from "./frames";
 import { channels, entryId, keys, seqOfEntryId } from "./keys";
@@ -19,7 +19,7 @@ export interface StreamStoreOptions {
 }
 
 export const defaultStreamStoreOptions: StreamStoreOptions = {
-  historyTtlMs: 24 * 60 * 60 * 1000,
+  historyTtlMs: LIMITS.historyTtlMs,
   historyMaxLen: 10_000,
   retentionTtlMs: 30 * 24 * 60 * 60 * 1000,
   leaseMs: 5000,

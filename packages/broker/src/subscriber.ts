@@ -30,10 +30,6 @@ export class ChannelSubscriber extends EventEmitter<{ resubscribed: []; lost: []
     return this.redis.status === "ready";
   }
 
-  has(channel: string): boolean {
-    return this.channels.has(channel);
-  }
-
   /** Resolves once Redis confirmed the subscription; rejects while Redis is unreachable (the channel is kept). */
   async subscribe(channel: string): Promise<void> {
     this.channels.add(channel);

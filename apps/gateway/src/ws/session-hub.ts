@@ -28,10 +28,6 @@ export class SessionHub {
     return this.sessions.size;
   }
 
-  *connections(): Iterable<ClientConnection> {
-    for (const entry of this.sessions.values()) yield* entry.connections;
-  }
-
   /** Adds a socket; resolves once its session's channel is confirmed subscribed (rejects if Redis is away). */
   async join(connection: ClientConnection): Promise<void> {
     const subscriber = this.subscriber;
