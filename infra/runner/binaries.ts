@@ -5,6 +5,8 @@ const PACKAGES: Record<string, string> = {
   "redis-server": "redis-server",
   nginx: "nginx",
   java: "default-jre-headless",
+  mvn: "maven",
+  chromium: "chromium",
 };
 
 export function hasBinary(name: string): boolean {

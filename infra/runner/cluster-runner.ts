@@ -83,7 +83,10 @@ export class ClusterRunner {
     const config = parseTopologyConfig(options.topology ?? {});
     const useNginx = options.nginx ?? true;
     ensureBinaries([...(options.redisUrl ? [] : ["redis-server"]), ...(useNginx ? ["nginx"] : [])], log);
-    if (options.kafka) ensureKafkaJars(REPO_ROOT, log);
+    if (options.kafka) {
+      ensureBinaries(["java"], log);
+      ensureKafkaJars(REPO_ROOT, log);
+    }
 
     const ports = {
       http: config.httpPort,

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
-import { binaryPath, hasBinary } from "./binaries";
+import { binaryPath, ensureBinaries, hasBinary } from "./binaries";
 
 /** The broker version every target runs (the Docker stack pins the same one). */
 export const KAFKA_VERSION = "3.9.1";
@@ -24,6 +24,7 @@ export function kafkaAvailable(root: string): { ok: true } | { ok: false; why: s
 export function ensureKafkaJars(root: string, log: (line: string) => void): string {
   const libs = kafkaLibDir(root);
   if (existsSync(join(libs, `kafka_2.13-${KAFKA_VERSION}.jar`))) return libs;
+  ensureBinaries(["mvn"], log);
   log(`fetching Apache Kafka ${KAFKA_VERSION} jars with Maven (once)…`);
   const result = spawnSync(
     binaryPath("mvn"),

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { REPO_ROOT } from "../../infra/runner";
+import { ensureBinaries, REPO_ROOT } from "../../infra/runner";
 
 /** The Debian Chromium the browser tests drive (playwright-core never downloads a browser here). */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -11,6 +11,14 @@ export const WEB_DIST = join(WEB_DIR, "dist");
 
 /** Fails (never skips) when Chromium is missing, saying how to install it. */
 export function requireChromium(): string {
+  // As root on Debian the same install step as npm start's: apt-get, once (a no-op when it is there).
+  if (!process.env.CHROMIUM_PATH && !existsSync(CHROMIUM)) {
+    try {
+      ensureBinaries(["chromium"]);
+    } catch {
+      // Reported below with the test's own message.
+    }
+  }
   if (!existsSync(CHROMIUM)) {
     throw new Error(
       `Chromium not found at ${CHROMIUM}: the web client's browser tests need it. Install it with ` +
