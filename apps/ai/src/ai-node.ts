@@ -7,8 +7,8 @@ import {
   channels,
   connectRedis,
   createLogger,
-  createRedis,
   isRedisReady,
+  redisFromEnv,
   StreamStore,
   storeOptionsFromEnv,
 } from "@chatgrid/broker";
@@ -32,8 +32,8 @@ export interface AiNode {
 export async function startAiNode(config: AiConfig, provider: Provider = createProvider(config)): Promise<AiNode> {
   const log = createLogger(config.NODE_NAME);
   const metrics = createAiMetrics();
-  const redis = createRedis(config.REDIS_URL, `${config.NODE_NAME}:cmd`);
-  const subRedis = createRedis(config.REDIS_URL, `${config.NODE_NAME}:sub`, { autoResubscribe: false });
+  const redis = redisFromEnv(config, `${config.NODE_NAME}:cmd`);
+  const subRedis = redisFromEnv(config, `${config.NODE_NAME}:sub`, { autoResubscribe: false });
   redis.on("error", () => undefined); // reported through health and metrics; ioredis reconnects by itself
   subRedis.on("error", () => undefined);
   const events = createEventProducer(config, config.NODE_NAME, log, metrics.registry);

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { loadGatewayConfig, parseAiServiceUrls } from "./config";
 
-/** Loads with the given variables only (never the test process's environment). */
-const load = (env: Record<string, string | undefined> = {}) => loadGatewayConfig(env);
+/** A cluster secret of the minimum length: every node needs one. */
+const SECRET = "s".repeat(32);
+
+/** Loads with the given variables only (never the test process's environment), plus the required cluster secret. */
+const load = (env: Record<string, string | undefined> = {}) => loadGatewayConfig({ CLUSTER_SECRET: SECRET, ...env });
 
 function errorOf(fn: () => unknown): Error {
   try {

@@ -6,8 +6,8 @@ import {
   ConversationStore,
   connectRedis,
   createLogger,
-  createRedis,
   isRedisReady,
+  redisFromEnv,
   SessionRateLimiter,
   SessionStore,
   StreamStore,
@@ -47,8 +47,8 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
   const node = config.NODE_NAME;
   const log = createLogger(node);
   const metrics = createGatewayMetrics();
-  const redis = createRedis(config.REDIS_URL, `${node}:cmd`);
-  const subRedis = createRedis(config.REDIS_URL, `${node}:sub`, { autoResubscribe: false });
+  const redis = redisFromEnv(config, `${node}:cmd`);
+  const subRedis = redisFromEnv(config, `${node}:sub`, { autoResubscribe: false });
   let redisWarned = false;
   const onRedisError = (error: Error) => {
     if (!redisWarned) log.warn({ err: error.message }, "Redis connection problem; reconnecting");

@@ -64,6 +64,7 @@ export function statusOfDone(finishReason: FinishReason, error?: StreamError): S
   switch (finishReason) {
     case "stop":
     case "length":
+    case "timeout":
       return "complete";
     case "cancelled":
       return "cancelled";

@@ -16,6 +16,8 @@ export interface StreamStoreOptions {
   leaseMs: number;
   /** How long a queued (not yet claimed) stream may wait before a gateway re-dispatches it. */
   dispatchDeadlineMs: number;
+  /** The longest an answer may run, from its request to its `done` (the AI node stops it there: "timeout"). */
+  maxDurationMs: number;
 }
 
 export const defaultStreamStoreOptions: StreamStoreOptions = {
@@ -24,6 +26,7 @@ export const defaultStreamStoreOptions: StreamStoreOptions = {
   retentionTtlMs: 30 * 24 * 60 * 60 * 1000,
   leaseMs: 5000,
   dispatchDeadlineMs: 10_000,
+  maxDurationMs: 5 * 60 * 1000,
 };
 
 export type StreamStatus = "queued" | "running" | "done";

@@ -5,6 +5,8 @@ export const CloseCode = {
   helloTimeout: 4408,
   slowConsumer: 4409,
   rateLimited: 4429,
+  /** The session already has WS_SOCKETS_PER_SESSION sockets on this gateway. */
+  tooManySockets: 4430,
   serviceRestart: 1012,
   frameTooLarge: 1009,
 } as const;
@@ -27,6 +29,16 @@ export const ErrorCode = {
   payloadTooLarge: "payload_too_large",
   /** Session or client address over its rate. */
   rateLimited: "rate_limited",
+  /** The session or the client address already has its maximum of answers running (STREAMS_PER_SESSION/_ADDRESS). */
+  tooManyStreams: "too_many_streams",
+  /** The client address already holds its maximum of open WebSockets (nginx `limit_conn`). */
+  tooManyConnections: "too_many_connections",
+  /** A `clientMessageId` reused with another message or conversation (409). */
+  idempotencyConflict: "idempotency_conflict",
+  /** The client sent its request too slowly (nginx 408). */
+  requestTimeout: "request_timeout",
+  /** Request headers too large (nginx 400/431). */
+  headersTooLarge: "headers_too_large",
   /** Every AI node refused the dispatch. */
   noAiNode: "no_ai_node",
   /** Redis is unreachable; the request was not carried out. */

@@ -86,7 +86,7 @@ export const StreamCompletedEventSchema = z.object({
   ...base,
   ...streamIds,
   ...outcome,
-  finishReason: z.enum(["stop", "length"]),
+  finishReason: z.enum(["stop", "length", "timeout"]),
   usage: UsageSchema.optional(),
 });
 

@@ -51,11 +51,29 @@ export const HistoryMessageSchema = z.object({
 });
 export type HistoryMessage = z.infer<typeof HistoryMessageSchema>;
 
-export const HistoryQuerySchema = z.object({ conversationId: IdSchema });
+/** Messages per `GET /api/history` page: the default, and the most a client may ask for. */
+export const HISTORY_PAGE = { default: 50, max: 200 } as const;
+
+/**
+ * `GET /api/history?conversationId=&limit=&cursor=`: the newest `limit` messages (in order), or with `cursor` (a
+ * previous page's `nextCursor`) the ones before that page. Query values arrive as text.
+ */
+export const HistoryQuerySchema = z.object({
+  conversationId: IdSchema,
+  limit: z.coerce.number().int().min(1).max(HISTORY_PAGE.max).default(HISTORY_PAGE.default),
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/, "a cursor from a previous page's nextCursor")
+    .optional(),
+});
+export type HistoryQuery = z.infer<typeof HistoryQuerySchema>;
 
 export const HistoryResponseSchema = z.object({
   conversationId: IdSchema,
+  /** Oldest first within the page. */
   messages: z.array(HistoryMessageSchema),
+  /** Present when older messages exist: pass it as `cursor` to get the page before this one. */
+  nextCursor: z.string().optional(),
 });
 export type HistoryResponse = z.infer<typeof HistoryResponseSchema>;
 

@@ -27,7 +27,11 @@ export type HelloFrame = z.infer<typeof HelloFrameSchema>;
 export type ResumeFrame = z.infer<typeof ResumeFrameSchema>;
 export type ClientFrame = z.infer<typeof ClientFrameSchema>;
 
-export const FinishReasonSchema = z.enum(["stop", "length", "cancelled", "error"]);
+/**
+ * `length`: the answer reached its maximum length (the provider's, or MAX_ANSWER_TOKENS / MAX_ANSWER_CHARS);
+ * `timeout`: it reached its maximum duration (STREAM_MAX_DURATION_MS) and was stopped there.
+ */
+export const FinishReasonSchema = z.enum(["stop", "length", "timeout", "cancelled", "error"]);
 export type FinishReason = z.infer<typeof FinishReasonSchema>;
 
 export const StreamErrorSchema = z.object({ code: z.string(), message: z.string() });
