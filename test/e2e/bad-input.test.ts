@@ -253,7 +253,7 @@ describe("per-session rate limit", () => {
     limited = await TestCluster.start({
       gateways: 1,
       aiNodes: 1,
-      env: { SESSION_RATE_LIMIT: "3", SESSION_RATE_WINDOW_MS: "60000" },
+      env: { SESSION_RATE_LIMIT: "3", SESSION_RATE_WINDOW_MS: "60000", SESSION_RATE_BURST: "3" },
     });
   });
   afterAll(async () => {

@@ -33,7 +33,14 @@ export const TEST_ENV: Record<string, string> = {
   AI_NODE_COOLDOWN_MS: "2000",
   DEMO_TOKENS_PER_SECOND: "50",
   DEMO_MAX_TOKENS: "40",
+  // Tests run many clients from one address and one session: the abuse limits are tested on their own, with
+  // their defaults or small values (test/e2e/abuse.test.ts), so here they are out of the way.
   SESSION_RATE_LIMIT: "100000",
+  SESSION_RATE_BURST: "100000",
+  SESSION_CREATE_RATE_LIMIT: "100000",
+  SESSION_CREATE_RATE_BURST: "100000",
+  STREAMS_PER_SESSION: "10000",
+  STREAMS_PER_ADDRESS: "10000",
   WS_FRAMES_PER_SECOND: "1000",
   WS_FRAME_BURST: "1000",
   SHUTDOWN_GRACE_MS: "2000",

@@ -39,7 +39,7 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
   const events = createEventProducer(config, config.NODE_NAME, log, metrics.registry);
   const store = new StreamStore(redis, storeOptionsFromEnv(config));
   const conversations = new ConversationStore(redis, store);
-  const registry = new AiNodeRegistry(redis);
+  const registry = new AiNodeRegistry(redis, config.CLUSTER_SECRET);
   const runs = new Map<string, StreamRun>();
   let draining = false;
 
@@ -76,6 +76,7 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
     draining: () => draining,
     running: () => runs.size,
     maxConcurrent: config.MAX_CONCURRENT_STREAMS,
+    clusterSecret: config.CLUSTER_SECRET,
     launch,
   });
 

@@ -1,4 +1,4 @@
-import type { StreamStore } from "@chatgrid/broker";
+import { SIGNATURE_HEADER, type StreamStore, verifyRequest } from "@chatgrid/broker";
 import { type AiHealthResponse, DispatchRequestSchema, type DispatchResponse, ErrorCode } from "@chatgrid/protocol";
 import { Hono } from "hono";
 import type { AiMetrics } from "./metrics";
@@ -12,6 +12,8 @@ export interface AiAppDeps {
   draining: () => boolean;
   running: () => number;
   maxConcurrent: number;
+  /** Dispatches must be signed with it (docs/security.md "Node credentials"). */
+  clusterSecret: string;
   /** Starts the run of a claimed attempt (in the background). */
   launch: (streamId: string, attempt: number, cancelRequested: boolean) => void;
 }
@@ -23,9 +25,16 @@ export function createAiApp(deps: AiAppDeps): Hono {
   const app = new Hono();
 
   app.post("/v1/streams", async (c) => {
+    const text = await c.req.text();
+    const signature = verifyRequest(deps.clusterSecret, c.req.header(SIGNATURE_HEADER), "POST", "/v1/streams", text);
+    if (signature !== "ok") {
+      deps.metrics.dispatches.inc({ result: "unauthorized" });
+      deps.metrics.unauthorizedDispatches.inc({ reason: signature });
+      return c.json(error(ErrorCode.unauthorized, "this call needs a valid node signature"), 401);
+    }
     let body: unknown;
     try {
-      body = await c.req.json();
+      body = JSON.parse(text);
     } catch {
       return c.json(error(ErrorCode.badRequest, "body is not JSON"), 400);
     }

@@ -14,6 +14,12 @@ export function createAiMetrics() {
       labelNames: ["result"] as const,
       registers,
     }),
+    unauthorizedDispatches: new Counter({
+      name: "chatgrid_ai_unauthorized_dispatches_total",
+      help: "Dispatch calls refused with 401, by why (missing, malformed, stale, bad_signature)",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
     streamsFinished: new Counter({
       name: "chatgrid_ai_streams_finished_total",
       help: "Stream runs ended, by outcome (stop, length, cancelled, error, lost, released, abandoned)",

@@ -1,7 +1,9 @@
-import { createLogger } from "@chatgrid/broker";
+import { createLogger, SIGNATURE_HEADER, verifyRequest } from "@chatgrid/broker";
 import { describe, expect, it } from "vitest";
 import { AiBalancer } from "./ai-balancer";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics";
+
+const SECRET = "c".repeat(32);
 
 type Behaviour =
   | "accept"
@@ -46,6 +48,9 @@ class FakeNodes {
     }
     expect(url.pathname).toBe("/v1/streams");
     expect(init?.method).toBe("POST");
+    // Every dispatch is signed with the cluster secret (the AI node refuses it otherwise).
+    const signature = new Headers(init?.headers).get(SIGNATURE_HEADER) ?? undefined;
+    expect(verifyRequest(SECRET, signature, "POST", "/v1/streams", String(init?.body))).toBe("ok");
     this.dispatches.push(name);
     this.bodies.push(JSON.parse(String(init?.body)));
     switch (behaviour) {
@@ -84,6 +89,7 @@ function setup(names = ["ai-1", "ai-2", "ai-3"], dispatchTimeoutMs = 1000) {
   const nodes = new FakeNodes(names);
   const metrics = createGatewayMetrics();
   const balancer = new AiBalancer({
+    clusterSecret: SECRET,
     staticNodes: names.map((name) => ({ name, url: FakeNodes.urlOf(name) })),
     dispatchTimeoutMs,
     cooldownMs: 60_000,

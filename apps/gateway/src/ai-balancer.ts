@@ -1,4 +1,4 @@
-import type { AiNodeRegistry, Logger } from "@chatgrid/broker";
+import { type AiNodeRegistry, type Logger, SIGNATURE_HEADER, signRequest } from "@chatgrid/broker";
 import type { DispatchRequest } from "@chatgrid/protocol";
 import type { GatewayMetrics } from "./metrics";
 
@@ -17,6 +17,8 @@ export interface AiBalancerOptions {
   staticNodes: { name: string; url: string }[];
   registry?: AiNodeRegistry;
   dispatchTimeoutMs: number;
+  /** Signs every dispatch (docs/security.md "Node credentials"). */
+  clusterSecret: string;
   cooldownMs: number;
   probeIntervalMs: number;
   log: Logger;
@@ -92,20 +94,24 @@ export class AiBalancer {
 
   private async tryNode(node: AiNodeState, request: DispatchRequest): Promise<"accepted" | "failed" | "gone"> {
     try {
+      const body = JSON.stringify(request);
       const response = await this.fetchImpl(`${node.url}/v1/streams`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(request),
+        headers: {
+          "content-type": "application/json",
+          [SIGNATURE_HEADER]: signRequest(this.options.clusterSecret, "POST", "/v1/streams", body),
+        },
+        body,
         signal: AbortSignal.timeout(this.options.dispatchTimeoutMs),
       });
-      const body = await response.text().catch(() => "");
+      const answer = await response.text().catch(() => "");
       // 409 means the stream already runs (a retried dispatch) or moved on: either way nothing more to start.
       if (response.status === 202 || response.status === 409) {
         this.markUp(node);
         return "accepted";
       }
       // The stream is gone (not a wrong URL, whose 404 is route_not_found): no other node can run it either.
-      if (response.status === 404 && body.includes('"stream_unknown"')) return "gone";
+      if (response.status === 404 && answer.includes('"stream_unknown"')) return "gone";
       this.markDown(node, `HTTP ${response.status}`);
       return "failed";
     } catch (error) {
@@ -139,6 +145,7 @@ export class AiBalancer {
     if (this.options.registry) {
       try {
         const live = await this.options.registry.live();
+        this.options.metrics.aiRegistrationsRefused.set(this.options.registry.lastRefused);
         const liveUrls = new Set(live.map((n) => n.url));
         for (const node of live) {
           const known = this.nodes.get(node.url);

@@ -5,7 +5,8 @@ import { cors } from "hono/cors";
 import type { UpgradeWebSocket } from "hono/ws";
 import type { Redis } from "ioredis";
 import type { WebSocket } from "ws";
-import { requireSession } from "./http/auth";
+import { limitSessionRate, requireSession } from "./http/auth";
+import { clientAddress } from "./http/client-address";
 import type { ApiDeps, ApiEnv } from "./http/context";
 import { apiError } from "./http/errors";
 import { isOriginAllowed } from "./http/origin";
@@ -17,8 +18,11 @@ import { historyRoutes } from "./routes/history";
 export interface GatewayAppOptions {
   allowedOrigins: string[];
   upgradeWebSocket: UpgradeWebSocket<WebSocket>;
-  /** Called for each new socket; returns the handlers of its life. */
-  onSocket: (ws: WebSocket) => { onMessage(data: string | ArrayBuffer): void; onClose(code?: number): void };
+  /** Called for each new socket, with the client's address; returns the handlers of its life. */
+  onSocket: (
+    ws: WebSocket,
+    client: { address: string },
+  ) => { onMessage(data: string | ArrayBuffer): void; onClose(code?: number): void };
 }
 
 /** Redis being away shows up as these errors; the request gets 503 rather than 500. */
@@ -53,8 +57,21 @@ export function registerGatewayRoutes(
     }),
   );
 
+  app.use("/api/*", async (c, next) => {
+    c.set("clientAddress", clientAddress(c, deps.clientAddressHeader));
+    await next();
+  });
+
   app.get("/api/health", healthHandler(deps));
   app.post("/api/sessions", async (c) => {
+    // New sessions cost Redis memory for days: bounded per address, like a hello without a token.
+    const decision = await deps.sessionCreateLimiter.check(c.get("clientAddress"));
+    if (!decision.allowed) {
+      deps.metrics.limitRefusals.inc({ limit: "session_create" });
+      return apiError(c, 429, ErrorCode.rateLimited, "too many new sessions from this address", {
+        "retry-after": String(decision.retryAfterSeconds),
+      });
+    }
     const session = await deps.sessions.create();
     deps.events.emit({ type: "session.opened", sessionId: session.sessionId, via: "rest", created: true });
     return c.json(session, 201);
@@ -62,8 +79,10 @@ export function registerGatewayRoutes(
 
   const authed = new Hono<ApiEnv>();
   authed.use("*", requireSession(deps));
-  authed.route("/chat", chatRoutes(deps, redis));
+  // Cancel comes before the rate limit: a user over their rate can always stop their own answers.
   authed.route("/cancel", cancelRoutes(deps));
+  authed.use("*", limitSessionRate(deps));
+  authed.route("/chat", chatRoutes(deps, redis));
   authed.route("/", historyRoutes(deps));
   app.route("/api", authed);
 
@@ -75,11 +94,12 @@ export function registerGatewayRoutes(
       }
       await next();
     },
-    options.upgradeWebSocket(() => {
+    options.upgradeWebSocket((c) => {
       let handlers: ReturnType<GatewayAppOptions["onSocket"]> | undefined;
+      const address = clientAddress(c, deps.clientAddressHeader);
       return {
         onOpen: (_event, ws) => {
-          handlers = options.onSocket(ws.raw as WebSocket);
+          handlers = options.onSocket(ws.raw as WebSocket, { address });
         },
         onMessage: (event) => handlers?.onMessage(event.data as string | ArrayBuffer),
         onClose: (event) => handlers?.onClose(event.code),

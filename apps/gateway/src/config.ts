@@ -17,9 +17,19 @@ const gatewayEnvSchema = storeEnvSchema.extend(eventsEnvSchema.shape).extend({
   /** Allowed WebSocket/CORS origins, comma separated; same-origin requests are always allowed. */
   ALLOWED_ORIGINS: z.string().default("http://localhost:3000,http://127.0.0.1:3000"),
   SESSION_IDLE_TTL_MS: envInt(7 * 24 * 60 * 60 * 1000),
-  /** Per-session limit on authenticated REST calls, per window. */
+  /** Per-session token bucket on authenticated REST calls (cancel excepted): LIMIT per WINDOW, BURST at once. */
   SESSION_RATE_LIMIT: envInt(120),
   SESSION_RATE_WINDOW_MS: envInt(60_000),
+  SESSION_RATE_BURST: envInt(30),
+  /** Per client address: new sessions (POST /api/sessions and a hello without token), LIMIT per WINDOW, BURST. */
+  SESSION_CREATE_RATE_LIMIT: envInt(30),
+  SESSION_CREATE_RATE_WINDOW_MS: envInt(60_000),
+  SESSION_CREATE_RATE_BURST: envInt(10),
+  /** Answers running at once per session and per client address, counted in Redis across gateways. */
+  STREAMS_PER_SESSION: envInt(8),
+  STREAMS_PER_ADDRESS: envInt(32),
+  /** The header nginx sets to the client's address; empty: the TCP peer (docs/security.md "Who is an address"). */
+  CLIENT_ADDRESS_HEADER: z.string().default("x-real-ip"),
   /** WebSocket frames a socket may send per second (sustained) before it is closed with 4429. */
   WS_FRAMES_PER_SECOND: envInt(20),
   WS_FRAME_BURST: envInt(60),

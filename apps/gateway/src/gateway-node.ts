@@ -7,9 +7,10 @@ import {
   connectRedis,
   createLogger,
   isRedisReady,
+  RateLimiter,
   redisFromEnv,
-  SessionRateLimiter,
   SessionStore,
+  StreamSlots,
   StreamStore,
   storeOptionsFromEnv,
 } from "@chatgrid/broker";
@@ -67,8 +68,9 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
   const conversations = new ConversationStore(redis, streams);
   const balancer = new AiBalancer({
     staticNodes: config.aiNodes,
-    registry: config.discovery ? new AiNodeRegistry(redis) : undefined,
+    registry: config.discovery ? new AiNodeRegistry(redis, config.CLUSTER_SECRET) : undefined,
     dispatchTimeoutMs: config.DISPATCH_TIMEOUT_MS,
+    clusterSecret: config.CLUSTER_SECRET,
     cooldownMs: config.AI_NODE_COOLDOWN_MS,
     probeIntervalMs: config.AI_PROBE_INTERVAL_MS,
     log,
@@ -90,7 +92,22 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
     sessions,
     streams,
     conversations,
-    rateLimiter: new SessionRateLimiter(redis, config.SESSION_RATE_LIMIT, config.SESSION_RATE_WINDOW_MS),
+    rateLimiter: new RateLimiter(redis, "session", {
+      rate: config.SESSION_RATE_LIMIT,
+      periodMs: config.SESSION_RATE_WINDOW_MS,
+      burst: config.SESSION_RATE_BURST,
+    }),
+    sessionCreateLimiter: new RateLimiter(redis, "create", {
+      rate: config.SESSION_CREATE_RATE_LIMIT,
+      periodMs: config.SESSION_CREATE_RATE_WINDOW_MS,
+      burst: config.SESSION_CREATE_RATE_BURST,
+    }),
+    slots: new StreamSlots(
+      redis,
+      { perSession: config.STREAMS_PER_SESSION, perAddress: config.STREAMS_PER_ADDRESS },
+      streams.options.maxDurationMs,
+    ),
+    clientAddressHeader: config.CLIENT_ADDRESS_HEADER,
     balancer,
     metrics,
     log,

@@ -51,6 +51,17 @@ export function createGatewayMetrics() {
       labelNames: ["node"] as const,
       registers,
     }),
+    limitRefusals: new Counter({
+      name: "chatgrid_limit_refusals_total",
+      help: "Requests and sockets refused by a limit (session_rate, session_create, streams_session, streams_address, sockets_session, resume_rate)",
+      labelNames: ["limit"] as const,
+      registers,
+    }),
+    aiRegistrationsRefused: new Gauge({
+      name: "chatgrid_ai_registrations_refused",
+      help: "AI node registrations in Redis ignored at the last refresh (no valid MAC: not written by a node)",
+      registers,
+    }),
     dispatches: new Counter({
       name: "chatgrid_dispatches_total",
       help: "Stream dispatches by result (accepted, no_ai_node)",

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { keys } from "./keys";
+import { registrationMac, verifyRegistration } from "./node-auth";
 
 export interface RegisteredAiNode {
   name: string;
@@ -8,35 +9,61 @@ export interface RegisteredAiNode {
 
 /**
  * Dynamic membership: AI nodes announce themselves with a heartbeat (a zset score = expiry), gateways read the
- * live ones. A static list in the gateway's configuration works alongside it.
+ * live ones. A static list in the gateway's configuration works alongside it. Each member carries a MAC of its
+ * name and URL under the cluster secret (docs/security.md "Node credentials"): a member written by anyone without
+ * the secret is ignored and counted, never dispatched to.
  */
 export class AiNodeRegistry {
-  constructor(private readonly redis: Redis) {}
+  /** Members ignored by the last `live()` because their MAC was missing or wrong. */
+  lastRefused = 0;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly secret: string,
+  ) {}
+
+  private member(node: RegisteredAiNode): string {
+    return JSON.stringify({ name: node.name, url: node.url, mac: registrationMac(this.secret, node.name, node.url) });
+  }
 
   async heartbeat(node: RegisteredAiNode, ttlMs: number, now = Date.now()): Promise<void> {
     await this.redis
       .multi()
-      .zadd(keys.aiNodes(), now + ttlMs, JSON.stringify({ name: node.name, url: node.url }))
+      .zadd(keys.aiNodes(), now + ttlMs, this.member(node))
       .zremrangebyscore(keys.aiNodes(), "-inf", now)
       .exec();
   }
 
   async leave(node: RegisteredAiNode): Promise<void> {
-    await this.redis.zrem(keys.aiNodes(), JSON.stringify({ name: node.name, url: node.url }));
+    await this.redis.zrem(keys.aiNodes(), this.member(node));
   }
 
   async live(now = Date.now()): Promise<RegisteredAiNode[]> {
-    const members = await this.redis.zrangebyscore(keys.aiNodes(), now, "+inf");
+    // Bounded: a flood of members written by someone else costs one capped read, not unbounded memory.
+    const members = await this.redis.zrangebyscore(keys.aiNodes(), now, "+inf", "LIMIT", 0, 1000);
     const nodes: RegisteredAiNode[] = [];
+    let refused = 0;
     for (const member of members) {
-      try {
-        const parsed = JSON.parse(member) as Partial<RegisteredAiNode>;
-        if (typeof parsed.name === "string" && typeof parsed.url === "string")
-          nodes.push({ name: parsed.name, url: parsed.url });
-      } catch {
-        // A foreign member in our key is ignored rather than trusted.
+      const parsed = parseMember(member);
+      if (parsed && verifyRegistration(this.secret, parsed.name, parsed.url, parsed.mac)) {
+        nodes.push({ name: parsed.name, url: parsed.url });
+      } else {
+        refused++;
       }
     }
+    this.lastRefused = refused;
     return nodes;
+  }
+}
+
+function parseMember(member: string): { name: string; url: string; mac: string } | undefined {
+  try {
+    const parsed = JSON.parse(member) as Record<string, unknown>;
+    const { name, url, mac } = parsed;
+    if (typeof name !== "string" || typeof url !== "string" || typeof mac !== "string") return undefined;
+    if (!/^https?:\/\/[^/\s]+$/.test(url) || name.length === 0 || name.length > 64) return undefined;
+    return { name, url, mac };
+  } catch {
+    return undefined;
   }
 }

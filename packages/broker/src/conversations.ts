@@ -2,6 +2,7 @@ import type { ConversationSummary, HistoryMessage, MessageStatus, StreamError } 
 import type { Redis } from "ioredis";
 import { newId } from "./ids";
 import { keys } from "./keys";
+import type { SlotKeys } from "./stream-slots";
 import type { StreamStore } from "./stream-store";
 
 export interface Turn {
@@ -60,15 +61,23 @@ export class ConversationStore {
     return (await this.redis.hget(keys.conversation(conversationId), "sessionId")) ?? undefined;
   }
 
-  /** Writes the user message, the (empty) assistant message and the queued stream in one transaction. */
-  async beginTurn(sessionId: string, message: string, conversationId?: string): Promise<Turn> {
+  /**
+   * Writes the user message, the (empty) assistant message and the queued stream in one transaction. The caller
+   * may choose the stream id (it took the stream's concurrency slots under it) and pass those slots.
+   */
+  async beginTurn(
+    sessionId: string,
+    message: string,
+    conversationId?: string,
+    stream: { streamId?: string; slots?: SlotKeys } = {},
+  ): Promise<Turn> {
     const now = Date.now();
     const createdAt = new Date(now).toISOString();
     const turn: Turn = {
       conversationId: conversationId ?? newId("conv"),
       userMessageId: newId("msg"),
       assistantMessageId: newId("msg"),
-      streamId: newId("st"),
+      streamId: stream.streamId ?? newId("st"),
       newConversation: conversationId === undefined,
     };
     const conv = keys.conversation(turn.conversationId);
@@ -128,6 +137,7 @@ export class ConversationStore {
         conversationId: turn.conversationId,
         messageId: turn.assistantMessageId,
         userMessageId: turn.userMessageId,
+        ...(stream.slots ? { slots: stream.slots } : {}),
       },
       now,
     )) {

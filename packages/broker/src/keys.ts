@@ -32,9 +32,13 @@ export const keys = {
   watch: () => `${PREFIX}:streams:watch`,
   /** string: the 202 body of a chat request, for idempotent retries with the same clientMessageId. */
   idempotency: (sessionId: string, clientMessageId: string) => `${PREFIX}:idem:${sessionId}:${clientMessageId}`,
-  /** counter per session and window, for the per-session rate limit. */
-  rate: (sessionId: string, window: number) => `${PREFIX}:rl:${sessionId}:${window}`,
-  /** zset JSON {name,url} → expiry (ms): AI nodes that registered themselves. */
+  /** string: a token bucket's theoretical arrival time (ms), per limit scope and id (session, client address). */
+  rate: (scope: string, id: string) => `${PREFIX}:rl:${scope}:${id}`,
+  /** zset streamId → expiry (ms): the session's answers running now (its concurrency slots). */
+  sessionSlots: (sessionId: string) => `${PREFIX}:slots:s:${sessionId}`,
+  /** zset streamId → expiry (ms): the client address's answers running now. */
+  addressSlots: (address: string) => `${PREFIX}:slots:a:${address}`,
+  /** zset JSON {name,url,mac} → expiry (ms): AI nodes that registered themselves (docs/security.md). */
   aiNodes: () => `${PREFIX}:ai:nodes`,
 } as const;
 

@@ -1,26 +1,56 @@
 import type { Redis } from "ioredis";
 import { keys } from "./keys";
+import { LuaScript } from "./redis";
+import { RATE_LIMIT } from "./scripts";
 
 export type RateDecision = { allowed: true } | { allowed: false; retryAfterSeconds: number };
 
+/** A token bucket: `rate` tokens per `periodMs` sustained, at most `burst` at once. */
+export interface RateLimit {
+  rate: number;
+  periodMs: number;
+  burst: number;
+}
+
+/** What the gateway's limits need from a limiter (tests may pass an in-memory one). */
+export interface RateLimiterLike {
+  check(id: string, cost?: number): Promise<RateDecision>;
+}
+
+const script = new LuaScript(RATE_LIMIT);
+
 /**
- * A fixed-window counter per session in Redis, so the limit holds across gateways
- * (a session may use several gateways at once, through several tabs or after failover).
+ * A token bucket per key in Redis, as GCRA (the "theoretical arrival time" form): one string per key, one script
+ * call per check, Redis's clock. Unlike a fixed window it never admits twice its rate across a window edge: in any
+ * period at most `burst + rate` requests pass (docs/security.md "Rate limits"). It holds across gateways, since a
+ * session or an address may use several at once (tabs, failover).
  */
-export class SessionRateLimiter {
+export class RateLimiter implements RateLimiterLike {
+  private readonly intervalMs: number;
+
   constructor(
     private readonly redis: Redis,
-    private readonly limit: number,
-    private readonly windowMs: number,
-  ) {}
+    /** Names the limit in its keys (`cg:rl:<scope>:<id>`): `session`, `create`, … */
+    private readonly scope: string,
+    readonly limit: RateLimit,
+  ) {
+    if (!(limit.rate > 0 && limit.periodMs > 0 && limit.burst >= 1)) {
+      throw new Error(`RateLimiter ${scope}: rate, periodMs must be > 0 and burst >= 1`);
+    }
+    this.intervalMs = limit.periodMs / limit.rate;
+  }
 
-  async check(sessionId: string, now = Date.now()): Promise<RateDecision> {
-    const window = Math.floor(now / this.windowMs);
-    const key = keys.rate(sessionId, window);
-    const result = await this.redis.multi().incr(key).pexpire(key, this.windowMs).exec();
-    const count = Number(result?.[0]?.[1] ?? 0);
-    if (count <= this.limit) return { allowed: true };
-    const retryAfterMs = (window + 1) * this.windowMs - now;
-    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) };
+  /** Takes `cost` tokens for `id`, or none when that many are not there. */
+  async check(id: string, cost = 1): Promise<RateDecision> {
+    const result = await script.run<unknown>(
+      this.redis,
+      [keys.rate(this.scope, id)],
+      [this.intervalMs, this.limit.burst, cost],
+    );
+    if (!Array.isArray(result) || typeof result[0] !== "number" || typeof result[1] !== "number") {
+      throw new Error("rate limit script returned an unexpected reply");
+    }
+    if (result[0] === 1) return { allowed: true };
+    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(result[1] / 1000)) };
   }
 }

@@ -42,6 +42,10 @@ if kind == 'done' then
   redis.call('PEXPIRE', KEYS[3], ARGV[10])
   redis.call('DEL', KEYS[4])
   redis.call('ZREM', KEYS[5], ARGV[11])
+  -- Free the stream's concurrency slots (ACQUIRE_SLOTS); the meta names them, so no caller has to know them.
+  local slots = redis.call('HMGET', meta, 'slotSession', 'slotAddress')
+  if slots[1] then redis.call('ZREM', slots[1], ARGV[11]) end
+  if slots[2] then redis.call('ZREM', slots[2], ARGV[11]) end
 end
 redis.call('PUBLISH', ARGV[8], ARGV[11] .. '\\n' .. seq .. '\\n' .. frame)
 return seq
@@ -117,4 +121,45 @@ if state[2] == 'done' then return 'ended' end
 redis.call('HSET', KEYS[1], 'cancel', 1)
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 'requested'
+`;
+
+/**
+ * A token bucket as GCRA: the key holds the theoretical arrival time (TAT) of the next request, in ms.
+ * KEYS: bucket   ARGV: 1 emission interval ms (period / rate), 2 burst (tokens), 3 cost (tokens this request takes)
+ * Returns {1, 0} allowed (and charged) or {0, retryAfterMs} refused (nothing charged).
+ */
+export const RATE_LIMIT = `
+${NOW}
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local newTat = tat + interval * cost
+-- Allowed while the bucket would still be within its burst: newTat may run ahead of now by burst intervals.
+local allowAt = newTat - interval * burst
+if allowAt > now then return {0, math.ceil(allowAt - now)} end
+redis.call('SET', KEYS[1], string.format('%.3f', newTat), 'PX', math.ceil(newTat - now) + 1)
+return {1, 0}
+`;
+
+/**
+ * Take a concurrency slot for a new stream in its session's and its address's slot sets, or neither.
+ * A slot is a zset member streamId → expiry (ms): `done` removes it (APPEND_EVENT), and one whose stream never
+ * ended (its nodes died, its `done` was never written) lapses at its expiry, so a slot cannot leak.
+ * KEYS: session slots, address slots   ARGV: 1 streamId, 2 hold ms, 3 session cap, 4 address cap
+ * Returns 'ok', 'session' (the session is at its cap) or 'address'.
+ */
+export const ACQUIRE_SLOTS = `
+${NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 'session' end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 'address' end
+local expiry = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], expiry, ARGV[1])
+redis.call('ZADD', KEYS[2], expiry, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 'ok'
 `;

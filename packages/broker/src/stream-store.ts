@@ -4,6 +4,7 @@ import { frameParts } from "./frames";
 import { channels, entryId, keys, seqOfEntryId } from "./keys";
 import { LuaScript } from "./redis";
 import { APPEND_EVENT, CLAIM_STREAM, RENEW_LEASE, REQUEST_CANCEL, TAKE_OVER } from "./scripts";
+import type { SlotKeys } from "./stream-slots";
 
 export interface StreamStoreOptions {
   /** How long the per-chunk history of a stream is kept after its last event. */
@@ -53,6 +54,8 @@ export interface NewStream {
   conversationId: string;
   messageId: string;
   userMessageId: string;
+  /** The concurrency slots it holds (StreamSlots); its `done` frees them. */
+  slots?: SlotKeys;
 }
 
 export type ClaimResult =
@@ -127,6 +130,7 @@ export class StreamStore {
         1,
         "createdAt",
         now,
+        ...(stream.slots ? ["slotSession", stream.slots.session, "slotAddress", stream.slots.address] : []),
       ],
       ["pexpire", meta, this.options.retentionTtlMs],
       ["zadd", keys.watch(), now + this.options.dispatchDeadlineMs, stream.streamId],

@@ -4,8 +4,8 @@ import type { ApiDeps, ApiEnv } from "./context";
 import { apiError } from "./errors";
 
 /**
- * `Authorization: Bearer <token>` → the session id, then the session's rate limit.
- * Tokens are accepted only in this header (never in a URL) and never logged.
+ * `Authorization: Bearer <token>` → the session id. Tokens are accepted only in this header (never in a URL) and
+ * never logged. The session's rate limit is a separate step (`limitSessionRate`), so routes can come before it.
  */
 export function requireSession(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
@@ -15,13 +15,21 @@ export function requireSession(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
       return apiError(c, 401, ErrorCode.unauthorized, "missing or malformed Authorization: Bearer token");
     const sessionId = await deps.sessions.resolve(match[1]);
     if (!sessionId) return apiError(c, 401, ErrorCode.unauthorized, "unknown or expired token");
-    const decision = await deps.rateLimiter.check(sessionId);
+    c.set("sessionId", sessionId);
+    await next();
+  };
+}
+
+/** The session's token bucket (SESSION_RATE_*), shared by every gateway; after `requireSession`. */
+export function limitSessionRate(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    const decision = await deps.rateLimiter.check(c.get("sessionId"));
     if (!decision.allowed) {
+      deps.metrics.limitRefusals.inc({ limit: "session_rate" });
       return apiError(c, 429, ErrorCode.rateLimited, "this session is over its request rate", {
         "retry-after": String(decision.retryAfterSeconds),
       });
     }
-    c.set("sessionId", sessionId);
     await next();
   };
 }

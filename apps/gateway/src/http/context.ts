@@ -1,4 +1,11 @@
-import type { ConversationStore, Logger, SessionRateLimiter, SessionStore, StreamStore } from "@chatgrid/broker";
+import type {
+  ConversationStore,
+  Logger,
+  RateLimiterLike,
+  SessionStore,
+  StreamSlots,
+  StreamStore,
+} from "@chatgrid/broker";
 import type { EventProducer } from "@chatgrid/events";
 import type { AiBalancer } from "../ai-balancer";
 import type { GatewayMetrics } from "../metrics";
@@ -9,7 +16,14 @@ export interface ApiDeps {
   sessions: SessionStore;
   streams: StreamStore;
   conversations: ConversationStore;
-  rateLimiter: SessionRateLimiter;
+  /** Authenticated REST calls per session. */
+  rateLimiter: RateLimiterLike;
+  /** New sessions per client address (REST and WebSocket hello without a token). */
+  sessionCreateLimiter: RateLimiterLike;
+  /** Concurrent answers per session and per address. */
+  slots: StreamSlots;
+  /** The header that carries the client's address (see http/client-address.ts). */
+  clientAddressHeader: string;
   balancer: AiBalancer;
   metrics: GatewayMetrics;
   log: Logger;
@@ -19,5 +33,5 @@ export interface ApiDeps {
 
 /** Hono variables set by the auth middleware. */
 export interface ApiEnv {
-  Variables: { sessionId: string };
+  Variables: { sessionId: string; clientAddress: string };
 }

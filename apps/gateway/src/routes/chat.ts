@@ -1,14 +1,47 @@
-import { keys } from "@chatgrid/broker";
-import { type ChatAccepted, ChatRequestSchema, ErrorCode } from "@chatgrid/protocol";
+import { createHash } from "node:crypto";
+import { keys, newId } from "@chatgrid/broker";
+import {
+  type ChatAccepted,
+  ChatAcceptedSchema,
+  type ChatRequest,
+  ChatRequestSchema,
+  ErrorCode,
+} from "@chatgrid/protocol";
 import { Hono } from "hono";
 import type { Redis } from "ioredis";
+import { z } from "zod";
 import type { ApiDeps, ApiEnv } from "../http/context";
 import { apiError } from "../http/errors";
 import { readJson } from "../http/json-body";
 
+/** What `cg:idem:…` holds: the 202 body, and a fingerprint of the request it answered. */
+const IdempotencyRecordSchema = z.object({ accepted: ChatAcceptedSchema, fingerprint: z.string() });
+
+/** The same message to the same conversation (or to a new one) has the same fingerprint. */
+const fingerprintOf = (body: ChatRequest): string =>
+  createHash("sha256")
+    .update(`${body.conversationId ?? ""}\n${body.message}`)
+    .digest("base64url");
+
+type Earlier = { accepted: ChatAccepted } | { conflict: true } | undefined;
+
+function readRecord(raw: string | null, fingerprint: string): Earlier {
+  if (!raw) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  const record = IdempotencyRecordSchema.safeParse(json);
+  if (!record.success) return undefined;
+  return record.data.fingerprint === fingerprint ? { accepted: record.data.accepted } : { conflict: true };
+}
+
 /**
  * POST /api/chat: write the turn (user message, empty assistant message, queued stream), then dispatch it.
- * The stream id exists before dispatch, so a retried dispatch cannot start a second generation.
+ * The stream id exists before dispatch, so a retried dispatch cannot start a second generation. Before anything is
+ * written the stream takes a concurrency slot of its session and of its address (docs/security.md).
  */
 export function chatRoutes(deps: ApiDeps, redis: Redis): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
@@ -17,14 +50,47 @@ export function chatRoutes(deps: ApiDeps, redis: Redis): Hono<ApiEnv> {
     if (body instanceof Response) return body;
     const sessionId = c.get("sessionId");
     const idemKey = body.clientMessageId ? keys.idempotency(sessionId, body.clientMessageId) : undefined;
+    const fingerprint = fingerprintOf(body);
+    const answerEarlier = (earlier: Earlier) => {
+      if (!earlier) return undefined;
+      if ("conflict" in earlier) {
+        return apiError(
+          c,
+          409,
+          ErrorCode.idempotencyConflict,
+          "this clientMessageId was used for another message or conversation",
+        );
+      }
+      return c.json(earlier.accepted, 202);
+    };
     if (idemKey) {
-      const earlier = await redis.get(idemKey);
-      if (earlier) return c.json(JSON.parse(earlier) as ChatAccepted, 202);
+      const earlier = answerEarlier(readRecord(await redis.get(idemKey), fingerprint));
+      if (earlier) return earlier;
     }
     if (body.conversationId && (await deps.conversations.ownerOf(body.conversationId)) !== sessionId) {
       return apiError(c, 404, ErrorCode.notFound, "no such conversation");
     }
-    const turn = await deps.conversations.beginTurn(sessionId, body.message, body.conversationId);
+    const streamId = newId("st");
+    const slot = await deps.slots.acquire(sessionId, c.get("clientAddress"), streamId);
+    if (!slot.ok) {
+      deps.metrics.limitRefusals.inc({ limit: slot.scope === "session" ? "streams_session" : "streams_address" });
+      const cap = slot.scope === "session" ? deps.slots.caps.perSession : deps.slots.caps.perAddress;
+      return apiError(
+        c,
+        429,
+        ErrorCode.tooManyStreams,
+        `this ${slot.scope} already has ${cap} answers running; wait for one to end or cancel one`,
+        { "retry-after": "1" },
+      );
+    }
+    const turn = await deps.conversations.beginTurn(sessionId, body.message, body.conversationId, {
+      streamId,
+      slots: slot.keys,
+    });
+    const undo = async () => {
+      await deps.conversations.rollbackTurn(sessionId, turn);
+      await deps.slots.release(slot.keys, streamId);
+    };
     const accepted: ChatAccepted = {
       streamId: turn.streamId,
       conversationId: turn.conversationId,
@@ -32,12 +98,12 @@ export function chatRoutes(deps: ApiDeps, redis: Redis): Hono<ApiEnv> {
     };
     if (idemKey) {
       const ttl = deps.streams.options.retentionTtlMs;
-      const claimed = await redis.set(idemKey, JSON.stringify(accepted), "PX", ttl, "NX");
+      const record = JSON.stringify({ accepted, fingerprint });
+      const claimed = await redis.set(idemKey, record, "PX", ttl, "NX");
       if (claimed !== "OK") {
-        // The same request raced us and won: undo ours, answer with theirs.
-        await deps.conversations.rollbackTurn(sessionId, turn);
-        const earlier = await redis.get(idemKey);
-        return c.json(earlier ? (JSON.parse(earlier) as ChatAccepted) : accepted, 202);
+        // The same request raced us and won: undo ours, answer with theirs (or refuse a different body).
+        await undo();
+        return answerEarlier(readRecord(await redis.get(idemKey), fingerprint)) ?? c.json(accepted, 202);
       }
     }
     deps.events.emit({
@@ -51,10 +117,10 @@ export function chatRoutes(deps: ApiDeps, redis: Redis): Hono<ApiEnv> {
     });
     const dispatched = await deps.balancer.dispatch({ streamId: turn.streamId, attempt: 1 });
     if (!dispatched.ok) {
-      await deps.conversations.rollbackTurn(sessionId, turn);
+      await undo();
       if (idemKey) await redis.del(idemKey);
       deps.log.warn({ sessionId, streamId: turn.streamId, tried: dispatched.tried }, "no AI node accepted the stream");
-      return apiError(c, 503, ErrorCode.noAiNode, `no AI node accepted the request (tried ${dispatched.tried})`);
+      return apiError(c, 503, ErrorCode.noAiNode, "no AI node could take the request; retry shortly");
     }
     deps.events.emit({
       type: "stream.dispatched",
