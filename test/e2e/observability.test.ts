@@ -13,7 +13,14 @@ describe("metrics, logs and the slow-consumer bound", () => {
       gateways: 1,
       aiNodes: 1,
       // Debug level: the strictest check that no token or message text is logged at any level we ship.
-      env: { LOG_LEVEL: "debug", WS_SEND_BUFFER_BYTES: "65536", DEMO_TOKENS_PER_SECOND: "0" },
+      // The answer bounds raised: the slow-consumer test needs an answer larger than the kernel's socket buffers.
+      env: {
+        LOG_LEVEL: "debug",
+        WS_SEND_BUFFER_BYTES: "65536",
+        DEMO_TOKENS_PER_SECOND: "0",
+        MAX_ANSWER_TOKENS: "1000000",
+        MAX_ANSWER_CHARS: "20000000",
+      },
     });
   });
   afterAll(async () => {

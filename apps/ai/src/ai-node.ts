@@ -57,6 +57,11 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
       log,
       metrics,
       events,
+      limits: {
+        maxTokens: config.MAX_ANSWER_TOKENS,
+        maxChars: config.MAX_ANSWER_CHARS,
+        context: { maxChars: config.CONTEXT_MAX_CHARS, maxMessages: config.CONTEXT_MAX_MESSAGES },
+      },
     });
     runs.get(streamId)?.stop("lost");
     runs.set(streamId, run);
@@ -77,6 +82,7 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
     running: () => runs.size,
     maxConcurrent: config.MAX_CONCURRENT_STREAMS,
     clusterSecret: config.CLUSTER_SECRET,
+    log,
     launch,
   });
 

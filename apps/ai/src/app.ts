@@ -1,11 +1,11 @@
-import { SIGNATURE_HEADER, type StreamStore, verifyRequest } from "@chatgrid/broker";
+import { type Logger, SIGNATURE_HEADER, type StreamStore, verifyRequest } from "@chatgrid/broker";
 import { type AiHealthResponse, DispatchRequestSchema, type DispatchResponse, ErrorCode } from "@chatgrid/protocol";
 import { Hono } from "hono";
 import type { AiMetrics } from "./metrics";
 
 export interface AiAppDeps {
   node: string;
-  store: StreamStore;
+  store: Pick<StreamStore, "claim">;
   metrics: AiMetrics;
   providerName: string;
   redisReady: () => boolean;
@@ -14,6 +14,8 @@ export interface AiAppDeps {
   maxConcurrent: number;
   /** Dispatches must be signed with it (docs/security.md "Node credentials"). */
   clusterSecret: string;
+  /** Where an unexpected fault's detail goes (the caller only gets a generic internal_error). */
+  log: Logger;
   /** Starts the run of a claimed attempt (in the background). */
   launch: (streamId: string, attempt: number, cancelRequested: boolean) => void;
 }
@@ -82,6 +84,11 @@ export function createAiApp(deps: AiAppDeps): Hono {
   });
 
   app.notFound((c) => c.json(error(ErrorCode.routeNotFound, "no such route"), 404));
-  app.onError((err, c) => c.json(error(ErrorCode.internal, err.message), 500));
+  // The detail (often Redis's error text, with hosts or key names) goes to the log, never into the response.
+  app.onError((err, c) => {
+    deps.log.warn({ err, method: c.req.method, path: c.req.path }, "request failed");
+    deps.metrics.httpErrors.inc();
+    return c.json(error(ErrorCode.internal, "internal error"), 500);
+  });
   return app;
 }

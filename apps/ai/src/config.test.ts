@@ -33,6 +33,11 @@ describe("loadAiConfig", () => {
       DEMO_SEAMLESS_TAKEOVER: true,
       COALESCE_MS: 10,
       MAX_CONCURRENT_STREAMS: 1000,
+      MAX_ANSWER_TOKENS: 4096,
+      MAX_ANSWER_CHARS: 100_000,
+      STREAM_MAX_DURATION_MS: 300_000,
+      CONTEXT_MAX_CHARS: 48_000,
+      CONTEXT_MAX_MESSAGES: 40,
       STREAM_LEASE_MS: 5000,
       provider: "demo",
       publicUrl: "http://127.0.0.1:7001",
@@ -49,6 +54,10 @@ describe("loadAiConfig", () => {
       DEMO_SEAMLESS_TAKEOVER: "0",
       COALESCE_MS: "0",
       PUBLIC_URL: "http://ai-3.internal:7003",
+      MAX_ANSWER_TOKENS: "16",
+      MAX_ANSWER_CHARS: "200",
+      CONTEXT_MAX_CHARS: "5000",
+      CONTEXT_MAX_MESSAGES: "8",
     });
     expect(config).toMatchObject({
       NODE_NAME: "ai-3",
@@ -58,6 +67,10 @@ describe("loadAiConfig", () => {
       DEMO_SEAMLESS_TAKEOVER: false,
       COALESCE_MS: 0,
       publicUrl: "http://ai-3.internal:7003",
+      MAX_ANSWER_TOKENS: 16,
+      MAX_ANSWER_CHARS: 200,
+      CONTEXT_MAX_CHARS: 5000,
+      CONTEXT_MAX_MESSAGES: 8,
     });
   });
 
@@ -89,6 +102,10 @@ describe("loadAiConfig", () => {
     ["DEMO_MAX_TOKENS", "-3"],
     ["COALESCE_MS", "1.5"],
     ["STREAM_LEASE_MS", "10"],
+    ["MAX_ANSWER_TOKENS", "0"],
+    ["MAX_ANSWER_CHARS", "many"],
+    ["CONTEXT_MAX_CHARS", "-1"],
+    ["CONTEXT_MAX_MESSAGES", "0"],
   ])("%s=%s is refused with a message naming the variable", (name, value) => {
     const error = errorOf(() => load({ [name]: value }));
     expect(error.message).toContain(name);

@@ -19,6 +19,20 @@ const aiEnvSchema = storeEnvSchema.extend(eventsEnvSchema.shape).extend({
   DEMO_TOKENS_PER_SECOND: envInt(20, 0),
   DEMO_MAX_TOKENS: envInt(60),
   DEMO_SEAMLESS_TAKEOVER: envBool(true),
+  /**
+   * Bounds on every answer (docs/configuration.md "AI node"): provider token events, and characters of the stored
+   * text whatever the provider's token sizes. Reaching either ends the answer with finishReason "length"; the
+   * OpenAI provider also sends the token bound as `max_tokens`, and the demo model caps `[demo:tokens=N]` at it.
+   */
+  MAX_ANSWER_TOKENS: envInt(4096),
+  MAX_ANSWER_CHARS: envInt(100_000),
+  /**
+   * The context budget: at most this many characters and messages of the conversation go to the provider, the
+   * oldest turns dropped first. The current user message always goes whole, even when it alone is larger
+   * (a message is at most 32 000 characters by protocol; docs/configuration.md "AI node" explains the default).
+   */
+  CONTEXT_MAX_CHARS: envInt(48_000),
+  CONTEXT_MAX_MESSAGES: envInt(40),
   /** Provider tokens arriving within this window are published as one chunk (0: one chunk per token). */
   COALESCE_MS: envInt(10, 0),
   MAX_CONCURRENT_STREAMS: envInt(1000),

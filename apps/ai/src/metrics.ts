@@ -22,8 +22,25 @@ export function createAiMetrics() {
     }),
     streamsFinished: new Counter({
       name: "chatgrid_ai_streams_finished_total",
-      help: "Stream runs ended, by outcome (stop, length, cancelled, error, lost, released, abandoned)",
+      help: "Stream runs ended, by outcome (stop, length, timeout, cancelled, error, lost, released, abandoned)",
       labelNames: ["outcome"] as const,
+      registers,
+    }),
+    streamFailures: new Counter({
+      name: "chatgrid_ai_stream_failures_total",
+      help: "Answers ended with an error, by code (provider_error, provider_rate_limited, provider_incomplete, provider_timeout, internal_error)",
+      labelNames: ["code"] as const,
+      registers,
+    }),
+    httpErrors: new Counter({
+      name: "chatgrid_ai_http_internal_errors_total",
+      help: "Internal API requests that failed unexpectedly (answered 500 internal_error; the detail is logged)",
+      registers,
+    }),
+    answerBounds: new Counter({
+      name: "chatgrid_ai_answer_bounds_total",
+      help: "Answers stopped at a bound, by which (tokens, chars, duration)",
+      labelNames: ["bound"] as const,
       registers,
     }),
     chunksPublished: new Counter({

@@ -1,17 +1,31 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConversationStore, Logger, StreamEventInput, StreamStore } from "@chatgrid/broker";
 import type { EventProducer } from "@chatgrid/events";
-import { ErrorCode, type FinishReason, type Usage } from "@chatgrid/protocol";
+import { ErrorCode, type Usage } from "@chatgrid/protocol";
 import { Coalescer } from "./coalescer";
 import type { AiMetrics } from "./metrics";
 import { type Provider, ProviderError } from "./providers/provider";
+import { type AnswerErrorCode, errorDetail, userError } from "./user-errors";
 
 /** Why a run was stopped from outside: a cancel command, a newer attempt took over, or this node shuts down. */
 export type StopReason = "cancel" | "lost" | "shutdown";
 
+/** Which bound ended an answer early: the length bounds end it with "length", the duration with "timeout". */
+export type AnswerBound = "tokens" | "chars" | "duration";
+
+/** The bounds on every answer and its prompt (docs/configuration.md "AI node"); the duration is the store's. */
+export interface AnswerLimits {
+  /** Provider token events per answer (MAX_ANSWER_TOKENS). */
+  maxTokens: number;
+  /** Characters of the stored text (MAX_ANSWER_CHARS), whatever the provider's token sizes. */
+  maxChars: number;
+  /** The context budget (CONTEXT_MAX_CHARS / CONTEXT_MAX_MESSAGES): the oldest turns are dropped first. */
+  context: { maxChars: number; maxMessages: number };
+}
+
 export interface StreamRunDeps {
   store: StreamStore;
-  conversations: ConversationStore;
+  conversations: Pick<ConversationStore, "promptUpTo">;
   provider: Provider;
   node: string;
   coalesceMs: number;
@@ -19,7 +33,10 @@ export interface StreamRunDeps {
   log: Logger;
   metrics: AiMetrics;
   events: EventProducer;
+  limits: AnswerLimits;
 }
+
+type AnswerFinish = { finishReason: "stop" | "length" | "timeout"; usage?: Usage };
 
 /** The stream is no longer ours to write (fenced by a newer attempt, ended, or gone). */
 class LostStream extends Error {}
@@ -32,6 +49,8 @@ class LostStream extends Error {}
 export class StreamRun {
   private readonly controller = new AbortController();
   private stopReason: StopReason | undefined;
+  /** Set when a bound stopped the answer (only while nothing else had stopped it). */
+  private bound: AnswerBound | undefined;
   private sessionId = "";
   private seq = -1;
   private readonly startedAt = performance.now();
@@ -47,6 +66,14 @@ export class StreamRun {
   stop(reason: StopReason): void {
     this.stopReason ??= reason;
     this.controller.abort(new DOMException(`stream ${reason}`, "AbortError"));
+  }
+
+  /** A bound was reached: stop the provider request; the answer then ends with what it has. */
+  private reachBound(bound: AnswerBound): void {
+    if (this.stopReason !== undefined || this.bound !== undefined) return;
+    this.bound = bound;
+    this.deps.metrics.answerBounds.inc({ bound });
+    this.controller.abort(new DOMException(`answer bound: ${bound}`, "AbortError"));
   }
 
   /** Runs to the end; never throws (a failure is logged, and the lease left to lapse so a gateway takes over). */
@@ -66,43 +93,36 @@ export class StreamRun {
         this.deps.events.emit({ type: "stream.cancelled", ...this.ids(), ...this.measures() });
         return;
       }
-      const prompt = await this.deps.conversations.promptUpTo(meta.conversationId, meta.userMessageId);
+      // The clock runs from the stream's creation, so a takeover does not restart it.
+      const deadline = (meta.createdAt > 0 ? meta.createdAt : Date.now()) + store.options.maxDurationMs;
       let skip = 0;
+      /** Characters of the stored text: after a seamless takeover, what the earlier attempts wrote counts too. */
+      let written = 0;
       let mode: "fresh" | "continued" | "restarted" = "fresh";
       if (this.seq < 0) {
         await this.append(this.startEvent(meta.conversationId, meta.messageId));
+      } else if (Date.now() >= deadline) {
+        // Taken over after its time ran out: keep the text as it stands and end it below.
+        mode = "continued";
       } else {
         // A takeover: continue seamlessly when the provider repeats itself, else void the partial text.
         const snapshot = await store.snapshot(this.streamId);
         const partial = snapshot?.content.length ?? 0;
         mode = this.deps.provider.deterministic ? "continued" : "restarted";
-        if (this.deps.provider.deterministic) skip = partial;
-        else if (partial > 0) await this.append({ kind: "reset", aiNode: this.deps.node });
+        if (this.deps.provider.deterministic) {
+          skip = partial;
+          written = partial;
+        } else if (partial > 0) await this.append({ kind: "reset", aiNode: this.deps.node });
       }
       this.deps.events.emit({ type: "stream.started", ...this.ids(), aiNode: this.deps.node, mode });
-      coalescer = new Coalescer(this.deps.coalesceMs, (delta) => this.appendChunk(delta));
-      let finish: { finishReason: FinishReason; usage?: Usage } | undefined;
-      for await (const event of this.deps.provider.stream({ messages: prompt, signal: this.controller.signal })) {
-        if (event.type === "finish") {
-          finish = { finishReason: event.finishReason, usage: event.usage };
-          continue;
-        }
-        let text = event.text;
-        if (skip > 0) {
-          const skipped = Math.min(skip, text.length);
-          text = text.slice(skipped);
-          skip -= skipped;
-        }
-        coalescer.push(text);
-        // Backpressure: a slow Redis slows the provider loop instead of growing a queue.
-        if (coalescer.backlog > 8) await coalescer.settled();
-      }
-      await coalescer.drain();
-      if (!finish) throw new ProviderError("provider_incomplete", "the provider ended without a finish reason");
+      const active = new Coalescer(this.deps.coalesceMs, (delta) => this.appendChunk(delta));
+      coalescer = active;
+      const finish = await this.answer(meta.conversationId, meta.userMessageId, deadline, skip, written, active);
+      await active.drain();
       await this.append({
         kind: "done",
         finishReason: finish.finishReason,
-        usage: finish.usage,
+        ...(finish.usage ? { usage: finish.usage } : {}),
         aiNode: this.deps.node,
       });
       outcome = finish.finishReason;
@@ -110,7 +130,7 @@ export class StreamRun {
         type: "stream.completed",
         ...this.ids(),
         ...this.measures(),
-        finishReason: finish.finishReason === "length" ? "length" : "stop",
+        finishReason: finish.finishReason,
         ...(finish.usage ? { usage: finish.usage } : {}),
       });
     } catch (error) {
@@ -121,6 +141,76 @@ export class StreamRun {
       this.deps.metrics.streamDuration.observe(seconds);
       log.info({ streamId: this.streamId, attempt: this.attempt, outcome, seconds }, "stream run ended");
     }
+  }
+
+  /**
+   * Streams the provider's answer into the coalescer within the answer's bounds: at most `maxTokens` token events
+   * and `maxChars` characters of stored text (cut exactly there, never inside a surrogate pair), and no later than
+   * `deadline`. A bound aborts the provider request and ends the answer with the text it has.
+   */
+  private async answer(
+    conversationId: string,
+    userMessageId: string,
+    deadline: number,
+    skipChars: number,
+    writtenChars: number,
+    coalescer: Coalescer,
+  ): Promise<AnswerFinish> {
+    const { limits } = this.deps;
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) {
+      this.reachBound("duration");
+      return { finishReason: "timeout" };
+    }
+    const timer = setTimeout(() => this.reachBound("duration"), remaining);
+    let skip = skipChars;
+    let written = writtenChars;
+    let tokens = 0;
+    let finish: AnswerFinish | undefined;
+    try {
+      const prompt = await this.deps.conversations.promptUpTo(conversationId, userMessageId, limits.context);
+      for await (const event of this.deps.provider.stream({ messages: prompt, signal: this.controller.signal })) {
+        if (event.type === "finish") {
+          finish = { finishReason: event.finishReason, ...(event.usage ? { usage: event.usage } : {}) };
+          continue;
+        }
+        // Counted before the skip: after a seamless takeover the regenerated tokens are the earlier attempt's.
+        if (tokens >= limits.maxTokens) {
+          this.reachBound("tokens");
+          break;
+        }
+        tokens++;
+        let text = event.text;
+        if (skip > 0) {
+          const skipped = Math.min(skip, text.length);
+          text = text.slice(skipped);
+          skip -= skipped;
+        }
+        if (written + text.length > limits.maxChars) {
+          text = cutAt(text, limits.maxChars - written);
+          coalescer.push(text);
+          written += text.length;
+          this.reachBound("chars");
+          break;
+        }
+        written += text.length;
+        coalescer.push(text);
+        // Backpressure: a slow Redis slows the provider loop instead of growing a queue.
+        if (coalescer.backlog > 8) await coalescer.settled();
+      }
+    } catch (error) {
+      // A bound's abort surfaces as the provider's AbortError: the answer ends normally, below. A stream lost or
+      // handed over meanwhile still ends as such.
+      if (this.bound === undefined || error instanceof LostStream) throw error;
+      if (this.stopReason === "lost" || this.stopReason === "shutdown") throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    // The provider had finished when the clock ran out (while its stream was closing): the answer is complete.
+    if (finish !== undefined && this.bound === "duration") return finish;
+    if (this.bound !== undefined) return { finishReason: this.bound === "duration" ? "timeout" : "length" };
+    if (!finish) throw new ProviderError("provider_incomplete", "the provider ended without a finish reason");
+    return finish;
   }
 
   private async finishAfter(error: unknown, coalescer: Coalescer | undefined): Promise<string> {
@@ -143,11 +233,20 @@ export class StreamRun {
         this.deps.events.emit({ type: "stream.cancelled", ...this.ids(), ...this.measures() });
         return "cancelled";
       }
-      const streamError =
-        error instanceof ProviderError
-          ? { code: error.code, message: error.message }
-          : { code: ErrorCode.internal, message: error instanceof Error ? error.message : String(error) };
-      if (!(error instanceof ProviderError)) log.error({ streamId: this.streamId, err: error }, "stream run failed");
+      // Users get the code's fixed message; the detail (provider text, hosts, Redis errors) only goes to the log.
+      const code: AnswerErrorCode = error instanceof ProviderError ? error.code : ErrorCode.internal;
+      const streamError = userError(code);
+      this.deps.metrics.streamFailures.inc({ code });
+      log.warn(
+        {
+          streamId: this.streamId,
+          attempt: this.attempt,
+          code,
+          detail: errorDetail(error),
+          ...(error instanceof ProviderError ? {} : { err: error }),
+        },
+        "answer failed",
+      );
       await this.append({ kind: "done", finishReason: "error", error: streamError, aiNode: this.deps.node });
       this.deps.events.emit({ type: "stream.failed", ...this.ids(), aiNode: this.deps.node, error: streamError });
       return "error";
@@ -213,4 +312,11 @@ export class StreamRun {
       }
     }
   }
+}
+
+/** The first `length` characters of `text`, one fewer when the cut would split a surrogate pair. */
+function cutAt(text: string, length: number): string {
+  const cut = text.slice(0, Math.max(0, length));
+  const last = cut.charCodeAt(cut.length - 1);
+  return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut;
 }

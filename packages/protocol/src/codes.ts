@@ -47,7 +47,7 @@ export const ErrorCode = {
   forbiddenOrigin: "forbidden_origin",
   /** Unexpected server fault. */
   internal: "internal_error",
-  /** The LLM provider failed; `message` keeps the provider's message. */
+  /** The LLM provider failed (the provider's own message goes to the AI node's log, never to users). */
   providerError: "provider_error",
   /** The provider hit its rate limit (HTTP 429). */
   providerRateLimited: "provider_rate_limited",

@@ -1,10 +1,27 @@
+import { createHash } from "node:crypto";
 import type { PromptMessage } from "@chatgrid/broker";
 import { describe, expect, it } from "vitest";
-import { createDemoProvider, DEMO_MODEL, type DemoProviderConfig, demoDirectives, demoTokens } from "./demo";
+import { loadAiConfig } from "../config";
+import {
+  createDemoProvider,
+  DEMO_MODEL,
+  DEMO_YIELD_EVERY,
+  type DemoProviderConfig,
+  demoDirectives,
+  demoTokenStream,
+  demoTokens,
+} from "./demo";
+import { createProvider } from "./index";
 import { ProviderError, type ProviderEvent } from "./provider";
 
 function provider(overrides: Partial<DemoProviderConfig> = {}) {
-  return createDemoProvider({ tokensPerSecond: 0, maxTokens: 30, seamlessTakeover: true, ...overrides });
+  return createDemoProvider({
+    tokensPerSecond: 0,
+    maxTokens: 30,
+    maxAnswerTokens: 4096,
+    seamlessTakeover: true,
+    ...overrides,
+  });
 }
 
 async function collect(
@@ -163,5 +180,120 @@ describe("demo provider", () => {
       5,
     ).join("");
     expect(text).toContain('"second question"');
+  });
+
+  it("gives the same tokens as the eager generator it replaced (takeovers regenerate and skip what was written)", () => {
+    // Recorded from the former implementation, which built the whole answer in an array.
+    expect(demoTokens(ask("Tell me about Redis streams"), 12)).toEqual([
+      "(demo",
+      " model)",
+      " You",
+      " said:",
+      ' "Tell me about Redis streams".',
+      " Demo",
+      " on",
+      " any",
+      " the",
+      " ai",
+      " node",
+      " demo",
+    ]);
+    expect(demoTokens(ask("Hi"), 3)).toEqual(["(demo", " model)", " You"]);
+    expect(demoTokens(ask("   "), 7)).toEqual(["(demo", " model)", " You", " said:", ' "".', " Keeps", " what"]);
+    const long = demoTokens(
+      [
+        { role: "user", content: "hi" },
+        { role: "assistant", content: "yo" },
+        { role: "user", content: "a long one" },
+      ],
+      5000,
+    ).join("");
+    expect(long).toHaveLength(29617);
+    expect(createHash("sha256").update(long).digest("hex")).toBe(
+      "fa207e5b6f7467fb57d5e7f47f694a621eb8b243196ae508cbf54d68c6f1e70e",
+    );
+    // A shorter answer is a prefix of a longer one: the count never changes the sequence.
+    expect(demoTokens(ask("prefix"), 40)).toEqual(demoTokens(ask("prefix"), 400).slice(0, 40));
+  });
+
+  it("cuts [demo:tokens=N] above the answer's maximum length there and says so with finishReason length", async () => {
+    const capped = await collect(ask("[demo:tokens=999999] go"), { maxAnswerTokens: 50 });
+    expect(tokensOf(capped)).toEqual(demoTokens(ask("[demo:tokens=999999] go"), 50));
+    expect(capped.at(-1)).toEqual({
+      type: "finish",
+      finishReason: "length",
+      usage: { promptTokens: 2, completionTokens: 50 },
+    });
+    // Exactly at the maximum is a complete answer; a default length above it is cut too.
+    expect((await collect(ask("[demo:tokens=50] go"), { maxAnswerTokens: 50 })).at(-1)).toMatchObject({
+      finishReason: "stop",
+    });
+    const byDefault = await collect(ask("no directive"), { maxTokens: 80, maxAnswerTokens: 20 });
+    expect(tokensOf(byDefault)).toHaveLength(20);
+    expect(byDefault.at(-1)).toMatchObject({ finishReason: "length" });
+    // More than 6 digits is no directive at all.
+    expect(demoDirectives("[demo:tokens=1000000]").tokens).toBeUndefined();
+  });
+
+  it("is configured with MAX_ANSWER_TOKENS as the cap (createProvider)", async () => {
+    const demo = createProvider(loadAiConfig({ CLUSTER_SECRET: "s".repeat(32), MAX_ANSWER_TOKENS: "3" }));
+    const events: ProviderEvent[] = [];
+    for await (const event of demo.stream({ messages: ask("[demo:tokens=10]"), signal: new AbortController().signal }))
+      events.push(event);
+    expect(tokensOf(events)).toHaveLength(3);
+    expect(events.at(-1)).toMatchObject({ finishReason: "length" });
+  });
+
+  it("generates lazily: a paused [demo:tokens=999999] answer holds no more than the tokens it gave", async () => {
+    const eagerBytes = 999_999 * 16; // what the whole answer's strings would take at the least
+    const before = process.memoryUsage().heapUsed;
+    const iterator = provider({ maxAnswerTokens: 999_999 })
+      .stream({ messages: ask("[demo:tokens=999999] huge"), signal: new AbortController().signal })
+      [Symbol.asyncIterator]();
+    for (let i = 0; i < 10; i++) expect((await iterator.next()).value).toMatchObject({ type: "token" });
+    // Measured while the generator is suspended: an answer built up front would still be referenced here.
+    const grown = process.memoryUsage().heapUsed - before;
+    await iterator.return?.();
+    expect(grown).toBeLessThan(eagerBytes / 4);
+
+    let generated = 0;
+    const tokens = demoTokenStream(ask("huge"), 999_999);
+    for (const _ of tokens) if (++generated === 3) break;
+    expect(generated).toBe(3);
+  });
+
+  it("at full speed still yields to the event loop, so timers keep firing during a long answer", async () => {
+    // A cap far above the default, so the answer runs long enough to show a stall; N is still cut to it.
+    const cap = 999_998;
+    let ticks = 0;
+    let last = performance.now();
+    let longestGap = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      longestGap = Math.max(longestGap, now - last);
+      last = now;
+      ticks++;
+    }, 5);
+    const started = performance.now();
+    let tokens = 0;
+    let finish: ProviderEvent | undefined;
+    // A consumer that does no I/O at all: only the provider's own yields let the timer run.
+    for await (const event of provider({ maxAnswerTokens: cap }).stream({
+      messages: ask("[demo:tokens=999999] flood"),
+      signal: new AbortController().signal,
+    })) {
+      if (event.type === "token") tokens++;
+      else finish = event;
+    }
+    const ended = performance.now();
+    clearInterval(timer);
+    // The stretch after the last tick counts too: a loop blocked to the end would otherwise go unseen.
+    longestGap = Math.max(longestGap, ended - last);
+    expect(tokens).toBe(cap);
+    expect(finish).toMatchObject({ type: "finish", finishReason: "length" });
+    expect(cap / DEMO_YIELD_EVERY).toBeGreaterThan(3900);
+    // The loop never stalls for long (the eager generator froze it ~0.5 s per answer), and the timer kept firing.
+    expect(longestGap).toBeLessThan(100);
+    expect(ticks).toBeGreaterThanOrEqual(Math.floor((ended - started) / 50));
   });
 });

@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate, setTimeout as sleep } from "node:timers/promises";
 import type { PromptMessage } from "@chatgrid/broker";
 import { type Provider, ProviderError, type ProviderEvent, type ProviderRequest } from "./provider";
 
@@ -7,6 +7,11 @@ export interface DemoProviderConfig {
   tokensPerSecond: number;
   /** Tokens per answer, unless the prompt asks for another count with `[demo:tokens=N]`. */
   maxTokens: number;
+  /**
+   * The answer's maximum length (MAX_ANSWER_TOKENS): a longer `[demo:tokens=N]`, or a larger `maxTokens`, is cut
+   * there and the answer ends with finishReason "length".
+   */
+  maxAnswerTokens: number;
   /**
    * The demo text is deterministic, so a node taking over a stream continues it seamlessly. Off, takeovers emit
    * `reset` and start over, as they do with a real model: useful to see (and test) that path.
@@ -54,20 +59,37 @@ export function demoDirectives(prompt: string): { tokens?: number; failAfter?: n
   };
 }
 
-/** The demo answer's tokens for a prompt: a sentence naming the demo model, then seeded words, in sentences. */
-export function demoTokens(messages: PromptMessage[], count: number): string[] {
+/**
+ * The demo answer's tokens for a prompt, one at a time: a sentence naming the demo model, then seeded words, in
+ * sentences. Lazy, so a long answer costs no memory up front; the sequence for a prompt never depends on `count`
+ * (a node that takes a stream over regenerates it and skips what was written, so it must stay the same).
+ */
+export function* demoTokenStream(messages: PromptMessage[], count: number): Generator<string, void, undefined> {
   const prompt = [...messages].reverse().find((message) => message.role === "user")?.content ?? "";
   const random = prng(hash(`${messages.length}:${prompt}`));
-  const tokens = ["(demo", "model)", "You", "said:", `"${prompt.slice(0, 40).replace(/\s+/g, " ").trim()}".`];
+  const opening = ["(demo", "model)", "You", "said:", `"${prompt.slice(0, 40).replace(/\s+/g, " ").trim()}".`];
+  let index = 0;
+  for (const token of opening) {
+    if (index >= count) return;
+    yield index++ === 0 ? token : ` ${token}`;
+  }
   let sentenceStart = true;
-  while (tokens.length < count) {
+  while (index < count) {
     let word = WORDS[Math.floor(random() * WORDS.length)] ?? "chat";
     if (sentenceStart) word = word.charAt(0).toUpperCase() + word.slice(1);
     sentenceStart = random() < 0.12;
-    tokens.push(sentenceStart ? `${word}.` : word);
+    index++;
+    yield ` ${sentenceStart ? `${word}.` : word}`;
   }
-  return tokens.slice(0, count).map((token, index) => (index === 0 ? token : ` ${token}`));
 }
+
+/** The whole demo answer as an array: for tests and small counts only (the provider streams demoTokenStream). */
+export function demoTokens(messages: PromptMessage[], count: number): string[] {
+  return [...demoTokenStream(messages, count)];
+}
+
+/** At full speed (tokensPerSecond 0), the demo model gives the event loop a turn after this many tokens. */
+export const DEMO_YIELD_EVERY = 256;
 
 export function createDemoProvider(config: DemoProviderConfig): Provider {
   return {
@@ -77,27 +99,34 @@ export function createDemoProvider(config: DemoProviderConfig): Provider {
     async *stream(request: ProviderRequest): AsyncIterable<ProviderEvent> {
       const prompt = request.messages.at(-1)?.content ?? "";
       const directives = demoDirectives(prompt);
-      const tokens = demoTokens(request.messages, directives.tokens ?? config.maxTokens);
+      const requested = directives.tokens ?? config.maxTokens;
+      // Above the answer's maximum length the answer is cut there and says so (finishReason "length").
+      const count = Math.min(requested, config.maxAnswerTokens);
       const interval = config.tokensPerSecond > 0 ? 1000 / config.tokensPerSecond : 0;
       const started = performance.now();
       // A requested failure always happens: after `failAfter` tokens, or after the last one if the answer is shorter.
-      const failAt = directives.failAfter === undefined ? undefined : Math.min(directives.failAfter, tokens.length);
-      for (const [index, token] of tokens.entries()) {
+      const failAt = directives.failAfter === undefined ? undefined : Math.min(directives.failAfter, count);
+      let index = 0;
+      for (const token of demoTokenStream(request.messages, count)) {
         if (index === failAt) {
           throw new ProviderError("provider_error", "demo provider failure requested by [demo:error]");
         }
         // Pace against the start time rather than per token, so timer drift does not slow long answers.
         const due = started + index * interval - performance.now();
         if (due > 0) await sleep(due, undefined, { signal: request.signal });
-        else request.signal.throwIfAborted();
+        else if (index > 0 && index % DEMO_YIELD_EVERY === 0) {
+          // Unpaced, a consumer that does no I/O would keep the loop in microtasks: let timers and other streams run.
+          await setImmediate(undefined, { signal: request.signal });
+        } else request.signal.throwIfAborted();
+        index++;
         yield { type: "token", text: token };
       }
-      if (failAt === tokens.length)
+      if (failAt === count)
         throw new ProviderError("provider_error", "demo provider failure requested by [demo:error]");
       yield {
         type: "finish",
-        finishReason: "stop",
-        usage: { promptTokens: prompt.split(/\s+/).filter(Boolean).length, completionTokens: tokens.length },
+        finishReason: requested > count ? "length" : "stop",
+        usage: { promptTokens: prompt.split(/\s+/).filter(Boolean).length, completionTokens: count },
       };
     },
   };

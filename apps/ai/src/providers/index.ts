@@ -12,11 +12,13 @@ export function createProvider(config: AiConfig): Provider {
       firstTokenTimeoutMs: config.PROVIDER_FIRST_TOKEN_TIMEOUT_MS,
       interTokenTimeoutMs: config.PROVIDER_INTER_TOKEN_TIMEOUT_MS,
       maxRetries: config.PROVIDER_MAX_RETRIES,
+      maxTokens: config.MAX_ANSWER_TOKENS,
     });
   }
   return createDemoProvider({
     tokensPerSecond: config.DEMO_TOKENS_PER_SECOND,
     maxTokens: config.DEMO_MAX_TOKENS,
+    maxAnswerTokens: config.MAX_ANSWER_TOKENS,
     seamlessTakeover: config.DEMO_SEAMLESS_TAKEOVER,
   });
 }

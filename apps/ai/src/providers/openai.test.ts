@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { loadAiConfig } from "../config";
 import {
   chunk,
   type FakeExchange,
@@ -7,6 +8,7 @@ import {
   startFakeOpenAi,
   usageChunk,
 } from "./fake-openai-server";
+import { createProvider } from "./index";
 import { createOpenAiProvider, type OpenAiProviderConfig } from "./openai";
 import { type Provider, ProviderError, type ProviderEvent } from "./provider";
 
@@ -422,5 +424,20 @@ describe("createOpenAiProvider", () => {
     expect(await iterator.next()).toEqual({ done: false, value: { type: "token", text: "Only" } });
     await iterator.return?.();
     await server.clientDisconnected;
+  });
+
+  it("is configured with MAX_ANSWER_TOKENS as max_tokens (4096 unless set)", async () => {
+    const server = await serve((ex) => sendAnswer(ex, ["ok"]));
+    const env = { CLUSTER_SECRET: "s".repeat(32), OPENAI_BASE_URL: server.baseUrl, OPENAI_MODEL: "fake-model" };
+    for (const [variable, expected] of [
+      [undefined, 4096],
+      ["77", 77],
+    ] as const) {
+      const provider = createProvider(loadAiConfig({ ...env, MAX_ANSWER_TOKENS: variable }));
+      expect(provider.name).toBe("openai");
+      const { error } = await run(provider);
+      expect(error).toBeUndefined();
+      expect(server.requests.at(-1)?.body.max_tokens).toBe(expected);
+    }
   });
 });

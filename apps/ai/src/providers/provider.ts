@@ -31,7 +31,11 @@ export interface Provider {
 
 export type ProviderErrorCode = "provider_error" | "provider_rate_limited" | "provider_incomplete" | "provider_timeout";
 
-/** A provider fault; the stream ends with `done` + `{code, message}` and the provider's message is kept. */
+/**
+ * A provider fault. The stream ends with `done` + `{code, message}` where the message is the code's fixed text
+ * (user-errors.ts); this error's own message is detail for the logs only: it may hold provider text, hosts, ports
+ * or a masked key.
+ */
 export class ProviderError extends Error {
   constructor(
     readonly code: ProviderErrorCode,
