@@ -157,7 +157,7 @@ async function benchChatgrid(options: Options): Promise<Result> {
     },
   });
   try {
-    const redis = createRedis(runner.redisUrl, "bench");
+    const redis = createRedis(runner.redisUrl, "bench", runner.redisOptions);
     await connectRedis(redis);
     // The publisher plays the AI node: a lease long enough that no gateway takes the streams over.
     const store = new StreamStore(redis, { leaseMs: 3_600_000, dispatchDeadlineMs: 3_600_000 });

@@ -336,7 +336,8 @@ describe("the images' contents and start commands, run here", () => {
         env[key] = value;
       }
     }
-    return { ...env, ...extra };
+    // The stack gives every node the cluster secret (a generated Pulumi secret).
+    return { ...env, CLUSTER_SECRET: "c".repeat(32), ...extra };
   }
 
   /** The runtime stage's CMD, with `node` being this Node. */

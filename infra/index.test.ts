@@ -39,11 +39,15 @@ async function runProgram(config: Record<string, string>, stack = "local") {
     redisUrl: program.redisUrl,
     kafkaBootstrap: program.kafkaBootstrap,
   });
+  const secretOutputs = {
+    redisPassword: await pulumi.isSecret(program.redisPassword),
+    clusterSecret: await pulumi.isSecret(program.clusterSecret),
+  };
   await engine.settle();
   const containers = engine.resources
     .filter((r) => r.type === "docker:index/container:Container")
     .map((r) => r.inputs.name as string);
-  return { outputs, containers, resources: engine.resources };
+  return { outputs, secretOutputs, containers, resources: engine.resources };
 }
 
 describe("the Pulumi project", () => {
@@ -61,7 +65,7 @@ describe("the Pulumi project", () => {
     expect(existsSync(join(REPO, "node_modules", "tsx", "package.json"))).toBe(true);
   });
 
-  it("Pulumi.local.yaml holds the seed: 3 gateways, 3 AI nodes, 8080/8090/3000, debug ports on, Kafka on", async () => {
+  it("Pulumi.local.yaml holds the seed: 3 gateways, 3 AI nodes, 8080/8090/3000, debug ports off, Kafka on", async () => {
     const config = stackFileConfig("Pulumi.local.yaml");
     expect(config).toMatchObject({
       "chatgrid:gatewayNodes": "3",
@@ -69,7 +73,7 @@ describe("the Pulumi project", () => {
       "chatgrid:httpPort": "8080",
       "chatgrid:metricsPort": "8090",
       "chatgrid:webPort": "3000",
-      "chatgrid:debugPorts": "true",
+      "chatgrid:debugPorts": "false",
       "chatgrid:kafka": "true",
     });
     const run = await runProgram(config);
@@ -78,9 +82,9 @@ describe("the Pulumi project", () => {
       apiUrl: "http://localhost:8080",
       metricsUrl: "http://localhost:8090",
       nodeNames: { gateways: ["gateway-1", "gateway-2", "gateway-3"], aiNodes: ["ai-1", "ai-2", "ai-3"] },
-      redisUrl: "redis://localhost:6379",
-      kafkaBootstrap: "localhost:9092",
     });
+    // The generated Redis password and cluster secret are stack outputs, as secrets (`--show-secrets` reads them).
+    expect(run.secretOutputs).toEqual({ redisPassword: true, clusterSecret: true });
     expect(run.containers.sort()).toEqual(
       [
         "chatgrid-redis",

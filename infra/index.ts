@@ -19,3 +19,6 @@ export const metricsUrl = outputs.metricsUrl;
 export const nodeNames = outputs.nodeNames;
 export const redisUrl = outputs.redisUrl;
 export const kafkaBootstrap = outputs.kafkaBootstrap;
+// Secrets (shown as [secret]): `pulumi stack output redisPassword --show-secrets`.
+export const redisPassword = outputs.redisPassword;
+export const clusterSecret = outputs.clusterSecret;

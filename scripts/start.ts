@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ClusterRunner, kafkaAvailable, REPO_ROOT } from "../infra/runner";
+import { ClusterRunner, kafkaAvailable, REPO_ROOT, SECRET_FILES } from "../infra/runner";
 
 const HELP = `Usage: npm start -- [options]
 
@@ -17,7 +17,9 @@ const HELP = `Usage: npm start -- [options]
   --state-dir DIR     logs, Redis data, nginx files, cluster.json (default .chatgrid)
   --demo-tps T        demo model tokens per second (default 20)
   --demo-tokens K     demo model tokens per answer (default 60)
-  --redis-url URL     use this Redis instead of starting one
+  --redis-url URL     use this Redis instead of starting one (its password: the environment's REDIS_PASSWORD)
+  --redis-maxmemory M the started Redis's memory bound, e.g. 512mb or 2gb (default 256mb); expiring keys are
+                      evicted first (volatile-lru)
   --no-kafka          do not start Kafka (events off); Kafka needs Java, and Maven once to fetch it
   -h, --help          this text
 
@@ -43,6 +45,7 @@ async function main(): Promise<void> {
       "demo-tps": { type: "string" },
       "demo-tokens": { type: "string" },
       "redis-url": { type: "string" },
+      "redis-maxmemory": { type: "string" },
       "no-kafka": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -74,6 +77,7 @@ async function main(): Promise<void> {
     stateDir,
     webRoot: webBuilt ? webRoot : undefined,
     redisUrl: values["redis-url"],
+    redisMaxMemory: values["redis-maxmemory"],
     log: (line) => console.log(`chatgrid: ${line}`),
     topology: {
       gatewayNodes: int(values.gateways, "gateways", 3),
@@ -90,20 +94,7 @@ async function main(): Promise<void> {
       },
     },
   });
-  const info = runner.info();
-  console.log(`
-chatgrid is up (${runner.topology.gateways.length} gateways, ${runner.topology.aiNodes.length} AI nodes, ${openai ? "openai provider" : "demo model"})
-
-  chat API + WebSocket  ${info.urls.chat}   (POST /api/sessions, /api/chat, WS /ws/chat)
-  web client            ${info.urls.web}
-  nginx stub_status     ${info.urls.metrics}
-  redis                 ${info.redisUrl}
-  kafka                 ${info.kafkaBrokers ?? "off"}   (npm run events tails the events)
-  state, logs           ${stateDir}/ (cluster.json, logs/)
-
-${table(info.processes)}
-
-npm run ps shows this table again; Ctrl-C stops everything.`);
+  console.log(banner(runner, stateDir, Boolean(openai)));
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -122,6 +113,31 @@ npm run ps shows this table again; Ctrl-C stops everything.`);
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+}
+
+/** What `npm start` prints once everything is up: URLs, where the secrets are (never the secrets), the table. */
+export function banner(runner: ClusterRunner, stateDir: string, openai: boolean): string {
+  const info = runner.info();
+  return `
+chatgrid is up (${runner.topology.gateways.length} gateways, ${runner.topology.aiNodes.length} AI nodes, ${openai ? "openai provider" : "demo model"})
+
+  chat API + WebSocket  ${info.urls.chat}   (POST /api/sessions, /api/chat, WS /ws/chat)
+  web client            ${info.urls.web}
+  nginx stub_status     ${info.urls.metrics}
+  redis                 ${info.redisUrl}   (${redisAuth(runner.options.redisUrl, info.secretsDir)})
+  cluster secret        ${join(info.secretsDir, SECRET_FILES.clusterSecret)}
+  kafka                 ${info.kafkaBrokers ?? "off"}   (npm run events tails the events)
+  state, logs           ${stateDir}/ (cluster.json, logs/)
+
+${table(info.processes)}
+
+npm run ps shows this table again; Ctrl-C stops everything.`;
+}
+
+/** Where the Redis password is, never the password. */
+function redisAuth(externalUrl: string | undefined, secrets: string): string {
+  if (!externalUrl) return `password in ${join(secrets, SECRET_FILES.redisPassword)}`;
+  return process.env.REDIS_PASSWORD ? "password from REDIS_PASSWORD" : "no REDIS_PASSWORD given";
 }
 
 export function table(

@@ -103,6 +103,8 @@ describe("argument checks", () => {
           image: "redis:7.4-alpine",
           network: placement,
           port: 6379,
+          password: "a-password-long-enough",
+          maxMemory: "256mb",
         }),
     ).toThrow('RedisServer: image must be pinned by digest (name:tag@sha256:<64 hex>), got "redis:7.4-alpine"');
     expect(
@@ -126,6 +128,8 @@ describe("argument checks", () => {
           image: images.redis,
           network: placement,
           port: 6379,
+          password: "a-password-long-enough",
+          maxMemory: "256mb",
           debugPort: { internal: 6380, external: 6379, ip: "127.0.0.1" },
         }),
     ).toThrow("RedisServer: the debug port must publish the Redis port 6379");
@@ -152,6 +156,20 @@ describe("argument checks", () => {
           partitions: 3,
         }),
     ).toThrow("KafkaBroker: port, hostListenerPort and the controller port 9093 must all differ");
+  });
+
+  it("Redis needs a memory size it takes and a real password (it always requires one)", () => {
+    const base = { image: images.redis, network: placement, port: 6379, password: "a-password-long-enough" };
+    expect(
+      () => new components.redis.RedisServer("r3", { ...base, containerName: "r3", maxMemory: "256" }),
+    ).not.toThrow();
+    expect(() => new components.redis.RedisServer("r4", { ...base, containerName: "r4", maxMemory: "0" })).toThrow(
+      'RedisServer: maxMemory: expected a size such as 256mb, 1gb or 64mb (a positive number with b/kb/mb/gb), got "0"',
+    );
+    expect(
+      () =>
+        new components.redis.RedisServer("r5", { ...base, containerName: "r5", maxMemory: "1gb", password: "short" }),
+    ).toThrow("RedisServer: password must be at least 16 characters (use a GeneratedSecret)");
   });
 
   it("node groups need nodes of their role, one address each", () => {

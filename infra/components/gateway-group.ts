@@ -14,6 +14,8 @@ export interface GatewayGroupArgs {
   addresses: string[];
   /** Prepended to each node name to name its container (`chatgrid` → `chatgrid-gateway-1`). */
   containerPrefix: string;
+  /** Environment the topology does not carry: REDIS_PASSWORD and CLUSTER_SECRET (secrets). */
+  secretEnv?: Record<string, pulumi.Input<string>>;
 }
 
 /**
@@ -43,7 +45,7 @@ export class GatewayGroup extends pulumi.ComponentResource {
           containerName,
           image: args.image,
           network: { networkName: args.networkName, ipv4Address: args.addresses[index]!, aliases: [node.host] },
-          env: node.env,
+          env: { ...node.env, ...args.secretEnv },
           healthCheck: { tests: ["CMD", ...appHealthCheck.gateway], startPeriod: "15s" },
           labels: { "chatgrid.role": "gateway", "chatgrid.node": node.name },
           // SHUTDOWN_GRACE_MS (10 s by default): sockets get 1012, in-flight REST calls finish.

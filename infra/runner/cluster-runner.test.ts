@@ -128,19 +128,24 @@ describe("ClusterRunner: 2 gateways + 1 AI node + Redis behind nginx", () => {
     expect(conf).toContain(`listen 127.0.0.1:${runner!.ports.http};`);
   });
 
-  it("answers GET /api/health through nginx with 200 and status ok", async () => {
+  it("answers GET /api/health through nginx with 200 and status ok; the internal /health names the AI node", async () => {
     const response = await fetch(`${runner!.urls.chat}/api/health`);
     expect(response.status).toBe(200);
     const body = (await response.json()) as {
       status: string;
       node: string;
       redis: string;
-      aiNodes: { name: string }[];
+      aiNodes: { healthy: number; total: number };
     };
     expect(body.status).toBe("ok");
     expect(body.redis).toBe("up");
     expect(["gateway-1", "gateway-2"]).toContain(body.node);
-    expect(body.aiNodes.map((n) => n.name)).toContain("ai-1");
+    expect(body.aiNodes).toEqual({ healthy: 1, total: 1 });
+    const gateway = runner!.topology.gateways[0]!;
+    const internal = (await (await fetch(`http://${gateway.host}:${gateway.metricsPort}/health`)).json()) as {
+      aiNodes: { name: string }[];
+    };
+    expect(internal.aiNodes.map((n) => n.name)).toContain("ai-1");
   });
 
   it("serves /healthz and stub_status", async () => {

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { renderNginxConf } from "../nginx/render";
@@ -7,7 +7,17 @@ import { binaryPath, ensureBinaries } from "./binaries";
 import { httpText, httpUp, redisPing } from "./health";
 import { ensureKafkaJars, kafkaReady, prepareKafkaBroker } from "./kafka";
 import { freePort, freePorts, isPortFree } from "./ports";
+import { DEFAULT_REDIS_MAXMEMORY, renderRedisConf, requireRedisMemory } from "./redis-conf";
+import { ensureSecret, SECRET_FILES, secretsDir } from "./secrets";
 import { defaultRestartPolicy, type ProcessRole, type ProcessSpec, SupervisedProcess } from "./supervised-process";
+import {
+  canAccess,
+  chownTree,
+  firstUntraversable,
+  type RunAs,
+  UNPRIVILEGED_USER,
+  unprivilegedUser,
+} from "./unprivileged";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -17,6 +27,12 @@ export interface ClusterOptions {
   stateDir: string;
   /** Use this Redis instead of starting one. */
   redisUrl?: string;
+  /** The password of that Redis (`redisUrl`); default: the environment's REDIS_PASSWORD. */
+  redisPassword?: string;
+  /** The started Redis's `maxmemory` (expiring keys are evicted first, `volatile-lru`); default 256mb. */
+  redisMaxMemory?: string;
+  /** Who runs redis-server and nginx's workers when the runner runs as root; default `nobody`. */
+  unprivilegedUser?: string;
   /** Start a Kafka broker (KRaft, on loopback) and give every node its address. */
   kafka?: boolean;
   /** Put nginx in front (the real entry). Off: clients talk to gateways directly. */
@@ -51,9 +67,33 @@ export interface ClusterInfo {
   runnerPid: number;
   stateDir: string;
   urls: { chat: string; api: string; web: string; metrics: string };
+  /** Without credentials: the password is in `secretsDir` (or the environment), never here. */
   redisUrl: string;
+  /** Where the generated Redis password and cluster secret are (files 0600). */
+  secretsDir: string;
   kafkaBrokers?: string;
   processes: ClusterProcessInfo[];
+}
+
+/** The credentials of a cluster: given to every node in its process environment, never on a command line. */
+export interface ClusterSecrets {
+  /** Redis's password (`requirepass`): generated per state dir, or the external Redis's. */
+  redisPassword?: string;
+  /** CLUSTER_SECRET, shared by every node: generated per state dir. */
+  clusterSecret: string;
+}
+
+/** A URL without its user and password, for people and files. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.username && !parsed.password) return url;
+    parsed.username = "";
+    parsed.password = parsed.password ? "***" : "";
+    return parsed.toString().replace(/\/$/, url.endsWith("/") ? "/" : "");
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, "//***@");
+  }
 }
 
 /**
@@ -70,8 +110,34 @@ export class ClusterRunner {
     readonly topology: Topology,
     readonly ports: { http: number; web: number; metrics: number },
     readonly redisUrl: string,
+    private readonly secrets: ClusterSecrets,
+    /** The user redis-server and nginx's workers run as (the runner runs as root), or undefined. */
+    readonly runAs: RunAs | undefined,
     private readonly kafkaPorts?: { broker: number; controller: number },
   ) {}
+
+  /** The password of this cluster's Redis: give it to every client (`new Redis(url, runner.redisOptions)`). */
+  get redisPassword(): string | undefined {
+    return this.secrets.redisPassword;
+  }
+
+  /** The options a Redis client needs for this cluster (ioredis: `new Redis(runner.redisUrl, runner.redisOptions)`). */
+  get redisOptions(): { password?: string } {
+    return this.secrets.redisPassword === undefined ? {} : { password: this.secrets.redisPassword };
+  }
+
+  /** The CLUSTER_SECRET every node of this cluster shares. */
+  get clusterSecret(): string {
+    return this.secrets.clusterSecret;
+  }
+
+  /** The environment every gateway and AI node gets on top of its topology environment. */
+  private get secretEnv(): Record<string, string> {
+    return {
+      ...(this.secrets.redisPassword === undefined ? {} : { REDIS_PASSWORD: this.secrets.redisPassword }),
+      CLUSTER_SECRET: this.secrets.clusterSecret,
+    };
+  }
 
   /** Kafka's bootstrap address when this cluster runs a broker. */
   get kafkaBrokers(): string | undefined {
@@ -82,6 +148,8 @@ export class ClusterRunner {
     const log = options.log ?? (() => undefined);
     const config = parseTopologyConfig(options.topology ?? {});
     const useNginx = options.nginx ?? true;
+    const maxmemory = options.redisMaxMemory ?? DEFAULT_REDIS_MAXMEMORY;
+    requireRedisMemory("redisMaxMemory", maxmemory);
     ensureBinaries([...(options.redisUrl ? [] : ["redis-server"]), ...(useNginx ? ["nginx"] : [])], log);
     if (options.kafka) {
       ensureBinaries(["java"], log);
@@ -109,7 +177,18 @@ export class ClusterRunner {
       }
     }
     const stateDir = resolve(options.stateDir);
-    for (const dir of ["logs", "redis", "nginx"]) mkdirSync(join(stateDir, dir), { recursive: true });
+    mkdirSync(stateDir, { recursive: true });
+    for (const dir of ["redis", "nginx"]) mkdirSync(join(stateDir, dir), { recursive: true });
+    // The runner alone writes the logs (each child gets an open descriptor).
+    mkdirSync(join(stateDir, "logs"), { recursive: true, mode: 0o700 });
+    chmodSync(join(stateDir, "logs"), 0o700);
+    const { runAs, webRoot } = ClusterRunner.prepareUnprivileged(stateDir, options, useNginx);
+    const secrets: ClusterSecrets = {
+      redisPassword: options.redisUrl
+        ? (options.redisPassword ?? (process.env.REDIS_PASSWORD || undefined))
+        : ensureSecret(stateDir, SECRET_FILES.redisPassword),
+      clusterSecret: ensureSecret(stateDir, SECRET_FILES.clusterSecret),
+    };
 
     const internal = allocated;
     const redisPort = internal.pop()!;
@@ -134,7 +213,15 @@ export class ClusterRunner {
         allowedOrigins: webOrigins,
       },
     );
-    const runner = new ClusterRunner({ ...options, stateDir }, topology, ports, redisUrl, kafkaPorts);
+    const runner = new ClusterRunner(
+      { ...options, stateDir, redisMaxMemory: maxmemory, webRoot },
+      topology,
+      ports,
+      redisUrl,
+      secrets,
+      runAs,
+      kafkaPorts,
+    );
     process.once("exit", runner.exitHandler);
     try {
       await runner.launch(redisPort, useNginx);
@@ -154,6 +241,7 @@ export class ClusterRunner {
     url: string,
     healthy: () => Promise<boolean>,
     env?: Record<string, string>,
+    extra: Pick<ProcessSpec, "cwd" | "uid" | "gid"> = {},
   ): SupervisedProcess {
     const processSpec: ProcessSpec = {
       name,
@@ -166,6 +254,7 @@ export class ClusterRunner {
       url,
       healthy,
       logFile: join(this.options.stateDir, "logs", `${name}.log`),
+      ...extra,
     };
     const supervised = new SupervisedProcess(processSpec, {
       ...defaultRestartPolicy,
@@ -189,27 +278,28 @@ export class ClusterRunner {
   private async launch(redisPort: number, useNginx: boolean): Promise<void> {
     const { stateDir } = this.options;
     if (!this.options.redisUrl) {
+      const password = this.secrets.redisPassword!;
+      const dir = join(stateDir, "redis");
+      const confFile = join(dir, "redis.conf");
+      // The password is in this file (0600, owned by whoever runs Redis); the command line has only its path.
+      rmSync(confFile, { force: true });
+      writeFileSync(
+        confFile,
+        renderRedisConf({ port: redisPort, dir, password, maxmemory: this.options.redisMaxMemory! }),
+        { mode: 0o600 },
+      );
+      if (this.runAs) chownTree(dir, this.runAs.uid, this.runAs.gid);
+      chmodSync(dir, 0o700);
       const redis = this.spec(
         "redis",
         "redis",
         binaryPath("redis-server"),
-        [
-          "--port",
-          String(redisPort),
-          "--bind",
-          "127.0.0.1",
-          "--dir",
-          join(stateDir, "redis"),
-          "--appendonly",
-          "yes",
-          "--save",
-          "",
-          "--protected-mode",
-          "no",
-        ],
+        [confFile],
         redisPort,
         this.redisUrl,
-        () => redisPing("127.0.0.1", redisPort),
+        () => redisPing("127.0.0.1", redisPort, password),
+        undefined,
+        { cwd: dir, uid: this.runAs?.uid, gid: this.runAs?.gid },
       );
       await redis.start();
     }
@@ -240,16 +330,14 @@ export class ClusterRunner {
           node.port,
           node.url,
           () => httpUp(`${node.url}/health`, true),
-          {
-            ...node.env,
-            ...this.options.aiEnv,
-          },
+          // The secrets go in the process environment only (NodeSpec.env is what other targets render).
+          { ...node.env, ...this.secretEnv, ...this.options.aiEnv },
         ).start(),
       ),
     );
     await Promise.all(
       this.topology.gateways.map((node) => {
-        const env = { ...node.env, ...this.options.gatewayEnv };
+        const env = { ...node.env, ...this.secretEnv, ...this.options.gatewayEnv };
         if (extra.length > 0) env.AI_SERVICE_URLS = [env.AI_SERVICE_URLS, ...extra].filter(Boolean).join(",");
         return this.spec(
           node.name,
@@ -267,6 +355,15 @@ export class ClusterRunner {
       const nginxDir = join(stateDir, "nginx");
       const confFile = join(nginxDir, "nginx.conf");
       writeFileSync(confFile, this.renderNginx());
+      if (this.runAs) {
+        // Workers (the unprivileged user) write request bodies and proxied responses here (whatever the umask).
+        chmodSync(nginxDir, 0o755);
+        for (const temp of NGINX_TEMP_DIRS) {
+          const dir = join(nginxDir, temp);
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
+          chownTree(dir, this.runAs.uid, this.runAs.gid);
+        }
+      }
       const nginx = this.spec(
         "nginx",
         "nginx",
@@ -291,8 +388,8 @@ export class ClusterRunner {
       accessLog: "off",
       listenHost: "127.0.0.1",
       webRoot: this.options.webRoot,
-      // A root master would run workers as nobody, who cannot write into the state dir.
-      user: process.getuid?.() === 0 ? "root" : undefined,
+      // A root master runs its workers as the unprivileged user (the temp dirs are theirs).
+      user: this.runAs ? `${this.runAs.user} ${this.runAs.group}` : undefined,
     });
   }
 
@@ -322,7 +419,8 @@ export class ClusterRunner {
       runnerPid: process.pid,
       stateDir: this.options.stateDir,
       urls: this.urls,
-      redisUrl: this.redisUrl,
+      redisUrl: redactUrl(this.redisUrl),
+      secretsDir: secretsDir(this.options.stateDir),
       kafkaBrokers: this.kafkaBrokers,
       processes: [...this.processes.values()].map((p) => ({
         name: p.name,
@@ -354,9 +452,45 @@ export class ClusterRunner {
     rmSync(join(this.options.stateDir, "cluster.json"), { force: true });
   }
 
+  /**
+   * As root: the user redis-server and nginx's workers run as, once the state dir (and the web root) are reachable
+   * by it. The state dir itself gets o+x (traverse, not list); what is secret in it stays 0700/0600. A web root that
+   * user cannot read (a checkout under /root) is served from a copy in the state dir (the built client is small).
+   */
+  private static prepareUnprivileged(
+    stateDir: string,
+    options: ClusterOptions,
+    useNginx: boolean,
+  ): { runAs: RunAs | undefined; webRoot: string | undefined } {
+    const runAs = unprivilegedUser(options.unprivilegedUser ?? UNPRIVILEGED_USER);
+    const webRoot = options.webRoot;
+    if (!runAs || (options.redisUrl && !useNginx)) return { runAs, webRoot };
+    chmodSync(stateDir, statSync(stateDir).mode | 0o001);
+    const blocked = firstUntraversable(runAs, stateDir);
+    if (blocked) {
+      throw new Error(
+        `${blocked} is not traversable by ${runAs.user}, who runs redis-server and nginx's workers (the runner runs as root) in the state dir ${stateDir}: choose a state dir it can reach (e.g. --state-dir /tmp/chatgrid) or chmod o+x ${blocked}`,
+      );
+    }
+    if (useNginx && webRoot) {
+      const index = join(webRoot, "index.html");
+      if (firstUntraversable(runAs, webRoot) || (existsSync(index) && !canAccess(runAs, "-r", index))) {
+        const copy = join(stateDir, "web");
+        rmSync(copy, { recursive: true, force: true });
+        cpSync(webRoot, copy, { recursive: true });
+        chownTree(copy, runAs.uid, runAs.gid);
+        return { runAs, webRoot: copy };
+      }
+    }
+    return { runAs, webRoot };
+  }
+
   private killAll(): void {
     for (const p of this.processes.values()) p.killNow();
   }
 }
+
+/** nginx's temp dirs under its runtime dir (infra/nginx/render.ts names them after the directives). */
+const NGINX_TEMP_DIRS = ["client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp"];
 
 export { freePort };

@@ -22,17 +22,34 @@ export async function httpText(url: string): Promise<string | undefined> {
   }
 }
 
-/** A raw PING to Redis (no client library needed): true on +PONG. */
-export function redisPing(host: string, port: number): Promise<boolean> {
+/** A command in RESP (the binary-safe form): a password may hold any character. */
+const resp = (...args: string[]) =>
+  `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`;
+
+/**
+ * A raw PING to Redis (no client library needed), after AUTH when a password is given: true on +PONG. Without the
+ * password a Redis with `requirepass` answers -NOAUTH, and this is false.
+ */
+export function redisPing(host: string, port: number, password?: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
+    let received = "";
     const done = (ok: boolean) => {
       socket.destroy();
       resolve(ok);
     };
     socket.setTimeout(1000, () => done(false));
     socket.once("error", () => done(false));
-    socket.once("connect", () => socket.write("PING\r\n"));
-    socket.once("data", (data) => done(data.toString().startsWith("+PONG")));
+    socket.once("close", () => done(false));
+    socket.once("connect", () =>
+      socket.write(`${password === undefined ? "" : resp("AUTH", password)}${resp("PING")}`),
+    );
+    socket.on("data", (data) => {
+      received += data.toString();
+      const lines = received.split("\r\n");
+      const complete = lines.slice(0, -1);
+      if (complete.some((line) => line.startsWith("-"))) return done(false);
+      if (complete.length >= (password === undefined ? 1 : 2)) done(complete.at(-1) === "+PONG");
+    });
   });
 }

@@ -3,4 +3,7 @@ export * from "./cluster-runner";
 export * from "./health";
 export * from "./kafka";
 export * from "./ports";
+export * from "./redis-conf";
+export * from "./secrets";
 export * from "./supervised-process";
+export * from "./unprivileged";

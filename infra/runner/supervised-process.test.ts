@@ -5,6 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { httpUp } from "./health";
 import { freePort } from "./ports";
 import { type ProcessSpec, type RestartPolicy, SupervisedProcess } from "./supervised-process";
+import { resolveUser, UNPRIVILEGED_USER } from "./unprivileged";
 
 const stateDir = mkdtempSync(join(tmpdir(), "chatgrid-supervised-test-"));
 afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
@@ -321,6 +322,47 @@ describe("SupervisedProcess", () => {
       policy({ enabled: false }),
     );
     await expect(p.start()).rejects.toThrow(`never-healthy did not become healthy in time (see ${p.spec.logFile})`);
+  });
+
+  it("uid/gid: the child runs as that user, with only PATH/LANG/TZ of the runner's environment plus its own env", async () => {
+    // As root (CI) the runner's unprivileged user; otherwise our own ids (the only ones we may switch to).
+    const who = process.getuid!() === 0 ? resolveUser(UNPRIVILEGED_USER) : undefined;
+    const uid = who?.uid ?? process.getuid!();
+    const gid = who?.gid ?? process.getgid!();
+    process.env.CHATGRID_TEST_RUNNER_SECRET = "runner-only";
+    try {
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const p = supervised(
+        {
+          name: "as-user",
+          command: process.execPath,
+          args: [
+            "-e",
+            serverScript(port, {
+              prelude: `console.log("ids=" + process.getuid() + ":" + process.getgid() + " env=" + Object.keys(process.env).sort().join(","));`,
+            }),
+          ],
+          env: { OWN: "1" },
+          uid,
+          gid,
+          port,
+          url,
+          healthy: () => httpUp(url),
+        },
+        policy({ enabled: false }),
+      );
+      await p.start();
+      const log = readFileSync(p.spec.logFile, "utf8");
+      expect(log).toContain(`ids=${uid}:${gid} `);
+      const env = /env=(\S*)/.exec(log)![1]!.split(",");
+      expect(env).toContain("OWN");
+      expect(env).toContain("PATH");
+      expect(env).not.toContain("CHATGRID_TEST_RUNNER_SECRET");
+      expect(env.filter((k) => !["OWN", "PATH", "LANG", "TZ"].includes(k))).toEqual([]);
+    } finally {
+      delete process.env.CHATGRID_TEST_RUNNER_SECRET;
+    }
   });
 
   it("kill() of a process that is not running does nothing", async () => {

@@ -21,7 +21,16 @@ export interface ProcessSpec {
   logFile: string;
   /** How long start() waits for health. */
   startTimeoutMs?: number;
+  /**
+   * Run as this user and group (the runner, as root, drops Redis to an unprivileged user). Such a process gets only
+   * PATH, LANG and TZ from the runner's environment (which may hold API keys), plus `env`.
+   */
+  uid?: number;
+  gid?: number;
 }
+
+/** What a process that runs as another user inherits from the runner's environment. */
+const PASSED_TO_OTHER_USERS = ["PATH", "LANG", "TZ"];
 
 export interface RestartPolicy {
   enabled: boolean;
@@ -86,10 +95,17 @@ export class SupervisedProcess extends EventEmitter<{
 
   private spawnChild(): void {
     const log = openSync(this.spec.logFile, "a");
+    const { uid, gid } = this.spec;
+    const inherited =
+      uid === undefined
+        ? process.env
+        : Object.fromEntries(PASSED_TO_OTHER_USERS.filter((k) => process.env[k]).map((k) => [k, process.env[k]]));
     const child = spawn(this.spec.command, this.spec.args, {
       cwd: this.spec.cwd,
-      env: { ...process.env, ...this.spec.env },
+      env: { ...inherited, ...this.spec.env },
       stdio: ["ignore", log, log],
+      uid,
+      gid,
     });
     closeSync(log);
     this.child = child;

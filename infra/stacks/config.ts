@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
+import { DEFAULT_REDIS_MAXMEMORY, REDIS_MEMORY_EXPECTED, REDIS_MEMORY_SIZE } from "../runner/redis-conf";
 import { parseTopologyConfig, type TopologyConfig, TopologyConfigSchema } from "../topology";
 
 /** The Pulumi config namespace: `pulumi config set chatgrid:gatewayNodes 5`. */
@@ -11,10 +12,14 @@ export const DEBUG_PORTS = { redis: 6379, kafka: 9092 } as const;
 /** The typed configuration of a Docker stack. */
 export interface StackConfig {
   topology: TopologyConfig;
-  /** Publish Redis (6379) and Kafka (9092) on the host, for redis-cli and Kafka tools. */
+  /** Publish Redis (6379) and Kafka (9092) on the host, for redis-cli and Kafka tools. Off by default. */
   debugPorts: boolean;
+  /** The second, explicit setting that debug ports need before they follow a `publishAddress` of 0.0.0.0. */
+  debugPortsOnAllInterfaces: boolean;
   /** Host address the published ports bind to. */
   publishAddress: string;
+  /** Redis `maxmemory` (expiring keys are evicted first); default 256mb. */
+  redisMaxMemory: string;
   /** Given to AI nodes as OPENAI_API_KEY; set it with `pulumi config set --secret`. */
   openaiApiKey?: string;
 }
@@ -57,6 +62,8 @@ const StackConfigSchema = z.object({
   webPort: int(topology.webPort.unwrap()).optional(),
   metricsPort: int(topology.metricsPort.unwrap()).optional(),
   debugPorts: bool.optional(),
+  debugPortsOnAllInterfaces: bool.optional(),
+  redisMaxMemory: z.string().trim().regex(REDIS_MEMORY_SIZE, REDIS_MEMORY_EXPECTED).optional(),
   publishAddress: z.ipv4("expected an IPv4 address such as 127.0.0.1 (this machine only) or 0.0.0.0").optional(),
   provider: provider.kind.optional(),
   demoTokensPerSecond: int(provider.demoTokensPerSecond.unwrap()).optional(),
@@ -72,6 +79,9 @@ const StackConfigSchema = z.object({
   kafkaPartitions: int(kafka.partitions.unwrap()).optional(),
   apiRatePerSecond: int(topology.apiRatePerSecond.unwrap()).optional(),
   apiBurst: int(topology.apiBurst.unwrap()).optional(),
+  wsConnectionsPerAddress: int(topology.wsConnectionsPerAddress.unwrap()).optional(),
+  maxClientConnections: int(topology.maxClientConnections.unwrap()).optional(),
+  clientTimeoutSeconds: int(topology.clientTimeoutSeconds.unwrap()).optional(),
   nodeEnv: json(topology.nodeEnv.unwrap()).optional(),
 });
 
@@ -102,7 +112,12 @@ export function parseStackConfig(raw: Record<string, string | undefined>): Stack
   }
   if (problems.length === 0 && parsed.success) {
     const c = parsed.data;
-    const debugPorts = c.debugPorts ?? true;
+    const debugPorts = c.debugPorts ?? false;
+    if (debugPorts && (c.publishAddress ?? "127.0.0.1") === "0.0.0.0" && c.debugPortsOnAllInterfaces !== true) {
+      problems.push(
+        `${CONFIG_NAMESPACE}:debugPorts: would publish Redis and Kafka on every interface (${CONFIG_NAMESPACE}:publishAddress is 0.0.0.0); set ${CONFIG_NAMESPACE}:debugPortsOnAllInterfaces true to mean it, or turn ${CONFIG_NAMESPACE}:debugPorts off`,
+      );
+    }
     const published: [string, number][] = [
       ["httpPort", c.httpPort ?? 8080],
       ["webPort", c.webPort ?? 3000],
@@ -140,12 +155,17 @@ export function parseStackConfig(raw: Record<string, string | undefined>): Stack
         kafka: { enabled: c.kafka, topic: c.kafkaTopic, partitions: c.kafkaPartitions },
         apiRatePerSecond: c.apiRatePerSecond,
         apiBurst: c.apiBurst,
+        wsConnectionsPerAddress: c.wsConnectionsPerAddress,
+        maxClientConnections: c.maxClientConnections,
+        clientTimeoutSeconds: c.clientTimeoutSeconds,
         nodeEnv: c.nodeEnv,
       });
       return {
         topology: topologyConfig,
         debugPorts,
+        debugPortsOnAllInterfaces: c.debugPortsOnAllInterfaces ?? false,
         publishAddress: c.publishAddress ?? "127.0.0.1",
+        redisMaxMemory: c.redisMaxMemory ?? DEFAULT_REDIS_MAXMEMORY,
         openaiApiKey: c.openaiApiKey,
       };
     }

@@ -1,11 +1,12 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { loadAiConfig } from "../../apps/ai/src/config";
 import { loadGatewayConfig } from "../../apps/gateway/src/config";
 import { baseImageBuildArgs, images, PINNED_IMAGE } from "../images";
 import { renderNginxConf } from "../nginx/render";
-import { fakeImageId, mockEngine, type RegisteredResource, resolved } from "../testing/pulumi-mocks";
+import { fakeImageId, fakeSecret, mockEngine, type RegisteredResource, resolved } from "../testing/pulumi-mocks";
 import { deriveTopology, parseTopologyConfig, type Topology } from "../topology";
 
 // The program is imported only after the mocks are installed (a static import would build nothing under test).
@@ -16,13 +17,22 @@ const T = {
   remoteImage: "docker:index/remoteImage:RemoteImage",
   image: "docker:index/image:Image",
   container: "docker:index/container:Container",
+  secret: "pulumi-nodejs:dynamic/chatgrid:GeneratedSecret",
 } as const;
+
+/** What the mocked GeneratedSecrets "draw" (infra/testing/pulumi-mocks.ts): the values to look for in the graph. */
+const REDIS_PASSWORD = fakeSecret("chatgrid-redis-password");
+const CLUSTER_SECRET = fakeSecret("chatgrid-cluster-secret");
+/** The environment the stack adds to every gateway and AI node on top of the topology's. */
+const NODE_SECRETS = { REDIS_PASSWORD, CLUSTER_SECRET };
 
 const REPO = join(import.meta.dirname, "..", "..");
 
 interface Graph {
   resources: RegisteredResource[];
   outputs: Record<string, unknown>;
+  /** Whether each output is a Pulumi secret. */
+  secretOutputs: Record<string, boolean>;
   of(type: string): RegisteredResource[];
   container(name: string): RegisteredResource;
 }
@@ -44,9 +54,14 @@ async function buildGraph(raw: Record<string, string>): Promise<Graph> {
   await Promise.all(containers.map((c) => resolved(c.id)));
   await engine.settle();
   const of = (type: string) => engine.resources.filter((r) => r.type === type);
+  const secretOutputs: Record<string, boolean> = {};
+  for (const [key, value] of Object.entries(stack.outputs)) {
+    secretOutputs[key] = pulumi.Output.isInstance(value) ? await pulumi.isSecret(value) : false;
+  }
   return {
     resources: engine.resources,
     outputs: await resolved(stack.outputs as unknown as Record<string, unknown>),
+    secretOutputs,
     of,
     container(name) {
       const found = of(T.container).find((c) => c.inputs.name === name);
@@ -81,6 +96,22 @@ const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const isSecret = (value: unknown): value is { value: unknown } =>
   typeof value === "object" && value !== null && SECRET_SIG in value;
 const unsecret = (value: unknown): unknown => (isSecret(value) ? value.value : value);
+/** Inputs with every secret replaced by "[secret]": what the state and `pulumi preview` show in plain text. */
+const plainText = (value: unknown): unknown => {
+  if (isSecret(value)) return "[secret]";
+  if (Array.isArray(value)) return value.map(plainText);
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plainText(v)]));
+  }
+  return value;
+};
+/** Every secret-wrapped value in the inputs, unwrapped. */
+const secretsIn = (value: unknown): unknown[] => {
+  if (isSecret(value)) return [value.value];
+  if (Array.isArray(value)) return value.flatMap(secretsIn);
+  if (typeof value === "object" && value !== null) return Object.values(value).flatMap(secretsIn);
+  return [];
+};
 
 const envOf = (container: RegisteredResource): Record<string, string> =>
   Object.fromEntries(
@@ -110,9 +141,9 @@ const uploadedConf = (c: RegisteredResource) => {
 const ipToNumber = (ip: string) => ip.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
 
 const shapes = [
-  { gatewayNodes: 1, aiNodes: 1, total: 24 },
-  { gatewayNodes: 3, aiNodes: 3, total: 28 },
-  { gatewayNodes: 5, aiNodes: 2, total: 29 },
+  { gatewayNodes: 1, aiNodes: 1, total: 26 },
+  { gatewayNodes: 3, aiNodes: 3, total: 30 },
+  { gatewayNodes: 5, aiNodes: 2, total: 31 },
 ];
 
 describe.each(shapes)(
@@ -145,6 +176,8 @@ describe.each(shapes)(
         [T.image]: 3,
         // redis, kafka, nginx, web, and one per node
         [T.container]: 4 + n + m,
+        // Redis's password and the nodes' CLUSTER_SECRET
+        [T.secret]: 2,
       });
       expect(graph.resources).toHaveLength(total);
       expect(graph.of(T.container).map((c) => c.inputs.name)).toEqual(
@@ -159,10 +192,12 @@ describe.each(shapes)(
       );
     });
 
-    it("every Docker resource is a child of a chatgrid component; components sit at the stack's root", () => {
+    it("every Docker resource is a child of a chatgrid component; components and the two secrets sit at the stack's root", () => {
       for (const r of graph.resources) {
         const chain = r.urn.split("::")[2]!.split("$");
-        if (r.custom) {
+        if (r.type === T.secret) {
+          expect(chain, r.name).toEqual([T.secret]);
+        } else if (r.custom) {
           expect(chain, r.name).toHaveLength(2);
           expect(chain[0], r.name).toMatch(/^chatgrid:docker:/);
         } else {
@@ -217,7 +252,7 @@ describe.each(shapes)(
       });
     });
 
-    it("publishes only the seed's ports: nginx 8080 + 8090, web 3000, debug Redis 6379 + Kafka 9092, on 127.0.0.1", () => {
+    it("publishes only nginx 8080 + 8090 and web 3000, on 127.0.0.1: debug ports are off by default", () => {
       for (const node of [...gatewayNames, ...aiNames]) {
         expect(publishedPorts(graph.container(`chatgrid-${node}`)), node).toEqual([]);
       }
@@ -228,15 +263,10 @@ describe.each(shapes)(
       expect(publishedPorts(graph.container("chatgrid-web"))).toEqual([
         { internal: 3000, external: 3000, ip: "127.0.0.1" },
       ]);
-      expect(publishedPorts(graph.container("chatgrid-redis"))).toEqual([
-        { internal: 6379, external: 6379, ip: "127.0.0.1" },
-      ]);
-      // Kafka's host listener (advertised as localhost:9092) is the one published.
-      expect(publishedPorts(graph.container("chatgrid-kafka"))).toEqual([
-        { internal: 29092, external: 9092, ip: "127.0.0.1" },
-      ]);
+      expect(publishedPorts(graph.container("chatgrid-redis"))).toEqual([]);
+      expect(publishedPorts(graph.container("chatgrid-kafka"))).toEqual([]);
       const all = graph.of(T.container).flatMap((c) => publishedPorts(c).map((p) => p.external));
-      expect(all.sort()).toEqual([3000, 6379, 8080, 8090, 9092]);
+      expect(all.sort()).toEqual([3000, 8080, 8090]);
     });
 
     it("nginx gets exactly the renderer's output for this topology, listing every gateway, at /etc/nginx/nginx.conf", () => {
@@ -271,21 +301,29 @@ describe.each(shapes)(
           .split("\n")
           .filter((l) => l.trim() !== "" && !/^(pid |\s*\w+_temp_path )/.test(l))
           .join("\n")
-          .replace(/ {4}root \/usr\/share\/nginx\/html;[\s\S]*?immutable";\n {4}\}/g, "WEB")
+          .replace(
+            / {4}root \/usr\/share\/nginx\/html;\n {4}location \/ \{[\s\S]*? {4}location \/assets\/ \{[\s\S]*?\n {4}\}/g,
+            "WEB",
+          )
           .replace(/ {4}location \/ \{\n\s+default_type text\/plain;\n\s+return 503[^\n]*\n {4}\}/g, "WEB");
       expect(routing(conf)).toBe(routing(uploadedConf(graph.container("chatgrid-nginx"))));
     });
 
-    it("each gateway's environment is its topology environment: every AI node, Redis and Kafka", () => {
+    it("each gateway's environment is its topology environment plus both secrets: every AI node, Redis and Kafka", () => {
       gatewayNames.forEach((g, i) => {
-        const env = envOf(graph.container(`chatgrid-${g}`));
-        expect(env).toEqual(topology.gateways[i]!.env);
+        const container = graph.container(`chatgrid-${g}`);
+        const env = envOf(container);
+        expect(env).toEqual({ ...topology.gateways[i]!.env, ...NODE_SECRETS });
+        // The secrets make the whole environment secret (hidden in state and in `pulumi preview`).
+        expect(isSecret(container.inputs.envs)).toBe(true);
         expect(env).toMatchObject({ NODE_NAME: g, HOST: "0.0.0.0", PORT: "8081", METRICS_PORT: "9081" });
         expect(env.AI_SERVICE_URLS!.split(",")).toEqual(aiNames.map((a) => `${a}=http://${a}:7001`));
         expect(env.REDIS_URL).toBe("redis://redis:6379");
         expect(env.KAFKA_BROKERS).toBe("kafka:9092");
         // What the gateway itself makes of it.
         const config = loadGatewayConfig(env);
+        expect(config.CLUSTER_SECRET).toBe(CLUSTER_SECRET);
+        expect(config.REDIS_PASSWORD).toBe(REDIS_PASSWORD);
         expect(config.aiNodes.map((a) => a.name)).toEqual(aiNames);
         expect(config.allowedOrigins).toContain("http://localhost:3000");
       });
@@ -293,9 +331,13 @@ describe.each(shapes)(
 
     it("each AI node's environment is its topology environment, and every address in any environment is a container here", () => {
       aiNames.forEach((a, i) => {
-        const env = envOf(graph.container(`chatgrid-${a}`));
-        expect(env).toEqual(topology.aiNodes[i]!.env);
-        expect(loadAiConfig(env).publicUrl).toBe(`http://${a}:7001`);
+        const container = graph.container(`chatgrid-${a}`);
+        const env = envOf(container);
+        expect(env).toEqual({ ...topology.aiNodes[i]!.env, ...NODE_SECRETS });
+        expect(isSecret(container.inputs.envs)).toBe(true);
+        const config = loadAiConfig(env);
+        expect(config.publicUrl).toBe(`http://${a}:7001`);
+        expect(config.CLUSTER_SECRET).toBe(CLUSTER_SECRET);
       });
       const aliases = new Set(graph.of(T.container).flatMap((c) => attachments(c)[0]!.aliases));
       const listening: Record<string, string> = {
@@ -385,12 +427,19 @@ describe.each(shapes)(
       expect(graph.container("chatgrid-web").inputs.image).toBe(fakeImageId("chatgrid-web-image-build"));
     });
 
-    it("Redis persists with AOF on the named volume", () => {
+    it("Redis persists with AOF on the named volume, bounded at 256mb (volatile-lru), protected mode on", () => {
       const redis = graph.container("chatgrid-redis");
       expect(redis.inputs.command).toEqual([
         "redis-server",
+        "/usr/local/etc/redis/auth.conf",
         "--port",
         "6379",
+        "--protected-mode",
+        "yes",
+        "--maxmemory",
+        "256mb",
+        "--maxmemory-policy",
+        "volatile-lru",
         "--appendonly",
         "yes",
         "--appendfsync",
@@ -403,15 +452,16 @@ describe.each(shapes)(
       expect(redis.inputs.volumes).toEqual([{ volumeName: "chatgrid-redis-data", containerPath: "/data" }]);
     });
 
-    it("outputs the chat, API and metrics URLs and the node names", () => {
+    it("outputs the chat, API and metrics URLs, the node names, and both secrets as secrets", () => {
       expect(graph.outputs).toEqual({
         chatUrl: "http://localhost:3000",
         apiUrl: "http://localhost:8080",
         metricsUrl: "http://localhost:8090",
         nodeNames: { gateways: gatewayNames, aiNodes: aiNames },
-        redisUrl: "redis://localhost:6379",
-        kafkaBootstrap: "localhost:9092",
+        redisPassword: REDIS_PASSWORD,
+        clusterSecret: CLUSTER_SECRET,
       });
+      expect(graph.secretOutputs).toMatchObject({ redisPassword: true, clusterSecret: true });
     });
   },
 );
@@ -422,14 +472,48 @@ function aiPorts(graph: Graph, aiNames: string[]): string[] {
 }
 
 describe("switches", () => {
-  it("debugPorts false: Redis and Kafka publish nothing; only 8080, 8090 and 3000 are on the host", async () => {
-    const graph = await buildGraph({ debugPorts: "false" });
-    expect(publishedPorts(graph.container("chatgrid-redis"))).toEqual([]);
-    expect(publishedPorts(graph.container("chatgrid-kafka"))).toEqual([]);
+  it("debugPorts true: Redis on 6379 and Kafka on 9092 too, on 127.0.0.1, and their URLs as outputs", async () => {
+    const graph = await buildGraph({ debugPorts: "true" });
+    expect(publishedPorts(graph.container("chatgrid-redis"))).toEqual([
+      { internal: 6379, external: 6379, ip: "127.0.0.1" },
+    ]);
+    // Kafka's host listener (advertised as localhost:9092) is the one published.
+    expect(publishedPorts(graph.container("chatgrid-kafka"))).toEqual([
+      { internal: 29092, external: 9092, ip: "127.0.0.1" },
+    ]);
     const all = graph.of(T.container).flatMap((c) => publishedPorts(c).map((p) => p.external));
-    expect(all.sort()).toEqual([3000, 8080, 8090]);
-    expect(graph.outputs.redisUrl).toBeUndefined();
-    expect(graph.outputs.kafkaBootstrap).toBeUndefined();
+    expect(all.sort()).toEqual([3000, 6379, 8080, 8090, 9092]);
+    // The URL carries no password: redis-cli needs `pulumi stack output redisPassword --show-secrets`.
+    expect(graph.outputs.redisUrl).toBe("redis://localhost:6379");
+    expect(graph.outputs.kafkaBootstrap).toBe("localhost:9092");
+  });
+
+  it("debugPorts true on 0.0.0.0 needs debugPortsOnAllInterfaces true; then they are published on 0.0.0.0", async () => {
+    const graph = await buildGraph({
+      debugPorts: "true",
+      publishAddress: "0.0.0.0",
+      debugPortsOnAllInterfaces: "true",
+    });
+    expect(publishedPorts(graph.container("chatgrid-redis"))).toEqual([
+      { internal: 6379, external: 6379, ip: "0.0.0.0" },
+    ]);
+    expect(publishedPorts(graph.container("chatgrid-kafka"))).toEqual([
+      { internal: 29092, external: 9092, ip: "0.0.0.0" },
+    ]);
+    // Without debug ports, 0.0.0.0 needs nothing more (the entry is meant to be reachable).
+    const entryOnly = await buildGraph({ publishAddress: "0.0.0.0", debugPortsOnAllInterfaces: "false" });
+    expect(publishedPorts(entryOnly.container("chatgrid-redis"))).toEqual([]);
+  });
+
+  it("redisMaxMemory 1gb: Redis's bound, with volatile-lru", async () => {
+    const graph = await buildGraph({ redisMaxMemory: "1gb" });
+    const command = graph.container("chatgrid-redis").inputs.command as string[];
+    expect(command.slice(command.indexOf("--maxmemory"), command.indexOf("--maxmemory") + 4)).toEqual([
+      "--maxmemory",
+      "1gb",
+      "--maxmemory-policy",
+      "volatile-lru",
+    ]);
   });
 
   it("kafka false: no broker, no Kafka image, no KAFKA_* in any environment", async () => {
@@ -442,7 +526,10 @@ describe("switches", () => {
         String(c.inputs.name),
       ).toEqual([]);
     }
-    expect(envOf(graph.container("chatgrid-gateway-1"))).toEqual(expectedTopology(2, 2, false).gateways[0]!.env);
+    expect(envOf(graph.container("chatgrid-gateway-1"))).toEqual({
+      ...expectedTopology(2, 2, false).gateways[0]!.env,
+      ...NODE_SECRETS,
+    });
   });
 
   it("other host ports and 0.0.0.0: published onto nginx's fixed ports, allowed as origins, in the URLs", async () => {
@@ -505,10 +592,66 @@ describe("switches", () => {
     });
     // The key makes the AI nodes' whole environment secret (hidden in state and in `pulumi preview`).
     expect(isSecret(ai.inputs.envs)).toBe(true);
-    expect(isSecret(graph.container("chatgrid-gateway-1").inputs.envs)).toBe(false);
+    expect(envOf(graph.container("chatgrid-gateway-1")).OPENAI_API_KEY).toBeUndefined();
     expect(JSON.stringify(graph.container("chatgrid-gateway-1").inputs)).not.toContain("sk-test");
     expect(JSON.stringify(graph.container("chatgrid-nginx").inputs)).not.toContain("sk-test");
     expect(JSON.stringify(graph.outputs)).not.toContain("sk-test");
+  });
+});
+
+describe("secrets: generated by Pulumi, held by Redis and the nodes, never plain text in the graph", () => {
+  let graph: Graph;
+  it("builds (with an OpenAI key too)", async () => {
+    graph = await buildGraph({ provider: "openai", openaiApiKey: "sk-test-456" });
+  });
+
+  it("two GeneratedSecrets of 32 bytes at the stack's root, their value an additional secret output", () => {
+    const secrets = graph.of(T.secret);
+    expect(secrets.map((r) => r.name).sort()).toEqual(["chatgrid-cluster-secret", "chatgrid-redis-password"]);
+    for (const r of secrets) {
+      expect(r.inputs.byteLength, r.name).toBe(32);
+      expect(r.secretOutputs, r.name).toEqual(["value"]);
+    }
+    expect(graph.secretOutputs).toMatchObject({ redisPassword: true, clusterSecret: true });
+  });
+
+  it("Redis gets the password in an uploaded conf and in REDISCLI_AUTH (its health check), both secret; not on its command line", () => {
+    const redis = graph.container("chatgrid-redis");
+    const uploads = unsecret(redis.inputs.uploads) as { file: string; content: unknown }[];
+    expect(uploads.map((u) => u.file)).toEqual(["/usr/local/etc/redis/auth.conf"]);
+    expect(isSecret(redis.inputs.uploads) || isSecret(uploads[0]!.content)).toBe(true);
+    expect(unsecret(uploads[0]!.content)).toBe(`requirepass "${REDIS_PASSWORD}"\n`);
+    expect(isSecret(redis.inputs.envs)).toBe(true);
+    expect(envOf(redis)).toEqual({ REDISCLI_AUTH: REDIS_PASSWORD });
+    const command = redis.inputs.command as string[];
+    expect(command[1]).toBe("/usr/local/etc/redis/auth.conf");
+    expect(command.join(" ")).not.toContain(REDIS_PASSWORD);
+    expect(command.join(" ")).toContain("--protected-mode yes");
+    expect(command.join(" ")).toContain("--maxmemory 256mb --maxmemory-policy volatile-lru");
+    const health = (redis.inputs.healthcheck as { tests: string[] }).tests;
+    expect(health).toEqual(["CMD-SHELL", "redis-cli -p 6379 ping | grep -q PONG"]);
+  });
+
+  it("neither secret appears in plain text in any resource's inputs; only secret-wrapped values hold them", () => {
+    const holders = (value: string) =>
+      graph.resources.filter((r) => JSON.stringify(secretsIn(r.inputs)).includes(value)).map((r) => r.name);
+    for (const r of graph.resources) {
+      const text = JSON.stringify(plainText(r.inputs));
+      expect(text.includes(REDIS_PASSWORD), `${r.name} shows the Redis password`).toBe(false);
+      expect(text.includes(CLUSTER_SECRET), `${r.name} shows the cluster secret`).toBe(false);
+    }
+    // Who holds them (as secrets): Redis and every node the password; only the nodes the cluster secret.
+    const nodes = [
+      "chatgrid-ai-1",
+      "chatgrid-ai-2",
+      "chatgrid-ai-3",
+      "chatgrid-gateway-1",
+      "chatgrid-gateway-2",
+      "chatgrid-gateway-3",
+    ];
+    expect(holders(REDIS_PASSWORD).sort()).toEqual(["chatgrid-redis", ...nodes].sort());
+    expect(holders(CLUSTER_SECRET).sort()).toEqual(nodes.sort());
+    expect(holders("sk-test-456").sort()).toEqual(["chatgrid-ai-1", "chatgrid-ai-2", "chatgrid-ai-3"]);
   });
 });
 
@@ -564,7 +707,27 @@ describe("invalid configurations fail before anything is created, naming the key
     { raw: { provider: "claude" }, line: 'chatgrid:provider: Invalid option: expected one of "demo"|"openai"' },
     { raw: { publishAddress: "localhost" }, line: "chatgrid:publishAddress: expected an IPv4 address" },
     { raw: { webPort: "8080" }, line: "chatgrid:webPort: port 8080 is already published for httpPort" },
-    { raw: { httpPort: "6379" }, line: "chatgrid:debugPorts (Redis): port 6379 is already published for httpPort" },
+    {
+      raw: { httpPort: "6379", debugPorts: "true" },
+      line: "chatgrid:debugPorts (Redis): port 6379 is already published for httpPort",
+    },
+    {
+      raw: { debugPorts: "true", publishAddress: "0.0.0.0" },
+      line: "chatgrid:debugPorts: would publish Redis and Kafka on every interface (chatgrid:publishAddress is 0.0.0.0); set chatgrid:debugPortsOnAllInterfaces true to mean it, or turn chatgrid:debugPorts off",
+    },
+    {
+      raw: { debugPorts: "true", publishAddress: "0.0.0.0", debugPortsOnAllInterfaces: "false" },
+      line: "chatgrid:debugPorts: would publish Redis and Kafka on every interface",
+    },
+    {
+      raw: { debugPortsOnAllInterfaces: "yes" },
+      line: 'chatgrid:debugPortsOnAllInterfaces: expected true or false (got "yes")',
+    },
+    {
+      raw: { redisMaxMemory: "lots" },
+      line: 'chatgrid:redisMaxMemory: expected a size such as 256mb, 1gb or 64mb (a positive number with b/kb/mb/gb) (got "lots")',
+    },
+    { raw: { redisMaxMemory: "0" }, line: "chatgrid:redisMaxMemory: expected a size such as 256mb" },
     { raw: { provider: "openai" }, line: "chatgrid:provider: openai needs chatgrid:openaiApiKey" },
     { raw: { nodeEnv: '{"A":1}' }, line: "chatgrid:nodeEnv.A: Invalid input: expected string" },
     { raw: { gatewayNode: "5" }, line: "chatgrid:gatewayNode: not a chatgrid setting (known: gatewayNodes, aiNodes" },

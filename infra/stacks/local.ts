@@ -5,6 +5,7 @@ import { AiNodeGroup } from "../components/ai-node-group";
 import { AppImage } from "../components/app-image";
 import type { PublishedPort } from "../components/common";
 import { GatewayGroup } from "../components/gateway-group";
+import { GeneratedSecret } from "../components/generated-secret";
 import { KafkaBroker } from "../components/kafka";
 import { ChatgridNetwork } from "../components/network";
 import { NginxProxy } from "../components/nginx";
@@ -67,9 +68,12 @@ export interface LocalStackOutputs {
   /** nginx stub_status. */
   metricsUrl: string;
   nodeNames: { gateways: string[]; aiNodes: string[] };
-  /** Only when debug ports are published. */
+  /** Only when debug ports are published (the password is `redisPassword`). */
   redisUrl?: string;
   kafkaBootstrap?: string;
+  /** Secrets: `pulumi stack output redisPassword --show-secrets` (redis-cli needs it with the debug ports). */
+  redisPassword: pulumi.Output<string>;
+  clusterSecret: pulumi.Output<string>;
 }
 
 export interface LocalStack {
@@ -77,6 +81,8 @@ export interface LocalStack {
   network: ChatgridNetwork;
   images: Record<"gateway" | "ai" | "web", AppImage>;
   redis: RedisServer;
+  /** Generated once, kept in the state as secrets: Redis's password and the nodes' CLUSTER_SECRET. */
+  secrets: { redisPassword: GeneratedSecret; clusterSecret: GeneratedSecret };
   kafka?: KafkaBroker;
   aiNodes: AiNodeGroup;
   gateways: GatewayGroup;
@@ -124,11 +130,20 @@ export function buildLocalStack(config: StackConfig, options: { repoRoot?: strin
     web: new AppImage(`${prefix}-web-image`, { app: "web", repoRoot, imageName: `${prefix}/web:local` }),
   };
 
+  // Drawn once by Pulumi at the first `up`, then kept: replacing them is a deliberate rotation (docs/docker.md).
+  const secrets = {
+    redisPassword: new GeneratedSecret(`${prefix}-redis-password`),
+    clusterSecret: new GeneratedSecret(`${prefix}-cluster-secret`),
+  };
+  const nodeSecrets = { REDIS_PASSWORD: secrets.redisPassword.value, CLUSTER_SECRET: secrets.clusterSecret.value };
+
   const redis = new RedisServer(`${prefix}-redis`, {
     containerName: `${prefix}-redis`,
     image: images.redis,
     network: on({ role: "redis" }, hosts.redis),
     port: ports.redis,
+    password: secrets.redisPassword.value,
+    maxMemory: config.redisMaxMemory,
     debugPort: config.debugPorts ? publish(ports.redis, DEBUG_PORTS.redis) : undefined,
   });
 
@@ -153,7 +168,10 @@ export function buildLocalStack(config: StackConfig, options: { repoRoot?: strin
       networkName: network.networkName,
       addresses: topology.aiNodes.map((_, index) => network.address({ role: "ai", index })),
       containerPrefix: prefix,
-      secretEnv: config.openaiApiKey ? { OPENAI_API_KEY: pulumi.secret(config.openaiApiKey) } : undefined,
+      secretEnv: {
+        ...nodeSecrets,
+        ...(config.openaiApiKey ? { OPENAI_API_KEY: pulumi.secret(config.openaiApiKey) } : {}),
+      },
     },
     { dependsOn: backing },
   );
@@ -166,6 +184,7 @@ export function buildLocalStack(config: StackConfig, options: { repoRoot?: strin
       networkName: network.networkName,
       addresses: topology.gateways.map((_, index) => network.address({ role: "gateway", index })),
       containerPrefix: prefix,
+      secretEnv: nodeSecrets,
     },
     { dependsOn: [...backing, aiNodes] },
   );
@@ -203,6 +222,8 @@ export function buildLocalStack(config: StackConfig, options: { repoRoot?: strin
     apiUrl: `http://${host}:${hostPorts.httpPort}`,
     metricsUrl: `http://${host}:${hostPorts.metricsPort}`,
     nodeNames: { gateways: gateways.nodeNames, aiNodes: aiNodes.nodeNames },
+    redisPassword: secrets.redisPassword.value,
+    clusterSecret: secrets.clusterSecret.value,
     ...(config.debugPorts
       ? {
           redisUrl: `redis://${host}:${DEBUG_PORTS.redis}`,
@@ -210,5 +231,5 @@ export function buildLocalStack(config: StackConfig, options: { repoRoot?: strin
         }
       : {}),
   };
-  return { topology, network, images: appImages, redis, kafka, aiNodes, gateways, nginx, web, outputs };
+  return { topology, network, images: appImages, redis, secrets, kafka, aiNodes, gateways, nginx, web, outputs };
 }

@@ -1,6 +1,13 @@
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 
+/** The part of the engine's RegisterResourceRequest the mock reads. */
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getAdditionalsecretoutputsList(): string[];
+}
+
 /** One resource the program registered, as the engine would have received it. */
 export interface RegisteredResource {
   type: string;
@@ -10,6 +17,8 @@ export interface RegisteredResource {
   custom: boolean;
   /** `urn:pulumi:<stack>::chatgrid::<parent type>$<type>::<name>`: the parent's type shows who adopted it. */
   urn: string;
+  /** The resource's `additionalSecretOutputs`: the engine (and this mock) returns those outputs as secrets. */
+  secretOutputs: string[];
 }
 
 export interface MockedEngine {
@@ -32,9 +41,15 @@ export function resolved<T>(input: pulumi.Input<T>): Promise<T> {
   });
 }
 
+/** The value a mocked GeneratedSecret "draws": stable per resource name, 43 base64url characters like a real one. */
+export const fakeSecret = (name: string): string =>
+  createHash("sha256").update(`generated-secret:${name}`).digest("base64url");
+
 /** Outputs a provider computes that the program reads; everything else echoes the inputs. */
 function mockState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
   switch (type) {
+    case "pulumi-nodejs:dynamic/chatgrid:GeneratedSecret":
+      return { byteLength: inputs.byteLength, value: fakeSecret(name) };
     case "docker:index/image:Image":
       return { ...inputs, repoDigest: fakeImageId(name) };
     case "docker:index/remoteImage:RemoteImage":
@@ -51,30 +66,45 @@ function mockState(type: string, name: string, inputs: Record<string, unknown>):
 export async function mockEngine(stack = "local"): Promise<MockedEngine> {
   const resources: RegisteredResource[] = [];
   let count = 0;
+  // What each registration asked to be secret (the mock's newResource does not see the request's options).
+  const secretOutputs = new Map<string, string[]>();
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
         count++;
         const state = mockState(args.type, args.name, args.inputs);
+        const secret = secretOutputs.get(`${args.type}::${args.name}`) ?? [];
+        // As the engine does: the listed outputs come back as secrets.
+        for (const key of secret) if (key in state) state[key] = pulumi.secret(state[key]);
         const record: RegisteredResource = {
           type: args.type,
           name: args.name,
           inputs: args.inputs,
           custom: args.custom ?? true,
           urn: "",
+          secretOutputs: secret,
         };
         resources.push(record);
         return { id: args.custom ? `${args.name}-id` : undefined, state };
       },
       call(args) {
-        return args.inputs;
+        // Nothing in the program looks data up; an invoke is a change that the tests must learn about.
+        throw new Error(`unexpected invoke ${args.token} in the mocked engine (infra/testing/pulumi-mocks.ts)`);
       },
     },
     "chatgrid",
     stack,
     false,
   );
-  const monitor = pulumi.runtime.getMonitor() as unknown as { resources: Map<string, { urn: string }> };
+  const monitor = pulumi.runtime.getMonitor() as unknown as {
+    resources: Map<string, { urn: string }>;
+    registerResource(req: RegisterRequest, callback: unknown): void;
+  };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, callback) => {
+    secretOutputs.set(`${req.getType()}::${req.getName()}`, req.getAdditionalsecretoutputsList());
+    register(req, callback);
+  };
   return {
     resources,
     async settle() {

@@ -35,6 +35,15 @@ export const TopologyConfigSchema = z.object({
   /** Requests per second per client address on /api/ (nginx limit_req), with a burst. */
   apiRatePerSecond: z.number().int().min(1).default(20),
   apiBurst: z.number().int().min(0).default(40),
+  /** Open WebSockets per client address at nginx (`limit_conn` on /ws/); one more is refused with 429. */
+  wsConnectionsPerAddress: z.number().int().min(1).max(100_000).default(50),
+  /**
+   * Client requests nginx serves at once, all addresses together (a WebSocket is one for its whole life); one more
+   * is refused with JSON, and nginx's worker_connections are sized from it (docs/operations.md).
+   */
+  maxClientConnections: z.number().int().min(1).max(500_000).default(10_000),
+  /** nginx client_header_timeout, client_body_timeout and send_timeout: how long a client may stall. */
+  clientTimeoutSeconds: z.number().int().min(1).max(300).default(10),
   /** Extra environment for every gateway and AI node (e.g. timeouts in tests). */
   nodeEnv: z.record(z.string(), z.string()).default({}),
 });

@@ -195,10 +195,17 @@ describe("deriveTopology", () => {
       for (const [key, value] of Object.entries(node.env)) expect(typeof value, `${node.name} ${key}`).toBe("string");
   });
 
-  it("the derived environments are what the gateway and AI node configuration loaders accept", () => {
+  it("the derived environments, with the CLUSTER_SECRET every target adds, are what the configuration loaders accept", () => {
     const topology = derive({ gatewayNodes: 3, aiNodes: 2, provider: { demoTokensPerSecond: 0 } });
+    // The topology never carries secrets: each target adds them to the node's environment (the runner from its
+    // state dir, the Docker stack from a GeneratedSecret).
+    const secret = { CLUSTER_SECRET: "s".repeat(43) };
+    for (const node of [...topology.gateways, ...topology.aiNodes]) {
+      expect(Object.keys(node.env), node.name).not.toContain("CLUSTER_SECRET");
+      expect(Object.keys(node.env), node.name).not.toContain("REDIS_PASSWORD");
+    }
     for (const g of topology.gateways) {
-      const config = loadGatewayConfig(g.env);
+      const config = loadGatewayConfig({ ...g.env, ...secret });
       expect(config.NODE_NAME).toBe(g.name);
       expect(config.PORT).toBe(g.port);
       expect(config.METRICS_PORT).toBe(g.metricsPort);
@@ -206,7 +213,7 @@ describe("deriveTopology", () => {
       expect(config.allowedOrigins).toEqual(["http://web.example:3000", "http://localhost:3000"]);
     }
     for (const n of topology.aiNodes) {
-      const config = loadAiConfig(n.env);
+      const config = loadAiConfig({ ...n.env, ...secret });
       expect(config.NODE_NAME).toBe(n.name);
       expect(config.PORT).toBe(n.port);
       expect(config.publicUrl).toBe(n.url);

@@ -105,7 +105,7 @@ describe("resume after the per-chunk history expired", () => {
     const accepted = await client.chat("[demo:tokens=10] expire my history");
     const full = await client.done(accepted.streamId);
     client.close();
-    const redis = new Redis(cluster.redisUrl);
+    const redis = new Redis(cluster.redisUrl, cluster.redisOptions);
     await waitFor(
       "history expired",
       async () => (await redis.exists(keys.streamEvents(accepted.streamId))) === 0,

@@ -113,6 +113,15 @@ export class TestCluster {
     return this.runner.redisUrl;
   }
 
+  /** The cluster's Redis requires a password: `new Redis(cluster.redisUrl, cluster.redisOptions)`. */
+  get redisOptions(): { password?: string } {
+    return this.runner.redisOptions;
+  }
+
+  get redisPassword(): string | undefined {
+    return this.runner.redisPassword;
+  }
+
   /** The public entry (nginx) when it runs. */
   get entryUrl(): string {
     return this.runner.urls.chat;
