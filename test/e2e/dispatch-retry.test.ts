@@ -26,7 +26,13 @@ describe("AI load balancer retries", () => {
     expect(nodes).toEqual(new Set(["ai-1", "ai-2"]));
     const health = await client.request("GET", "/api/health");
     expect(health.status).toBe(200);
-    expect(health.body.aiNodes).toContainEqual(expect.objectContaining({ name: "ai-dead", healthy: false }));
+    // The public view counts AI nodes; names and URLs are on the internal port only.
+    expect(health.body.aiNodes).toEqual({ healthy: 2, total: 3 });
+    const gateway = cluster.runner.topology.gateways[0]!;
+    const internal = await fetch(`http://${gateway.host}:${gateway.metricsPort}/health`);
+    expect(internal.status).toBe(200);
+    const full = (await internal.json()) as { aiNodes: { name: string; healthy: boolean }[] };
+    expect(full.aiNodes).toContainEqual(expect.objectContaining({ name: "ai-dead", healthy: false }));
     client.close();
   });
 

@@ -33,6 +33,10 @@ const gatewayEnvSchema = storeEnvSchema.extend(eventsEnvSchema.shape).extend({
   /** WebSocket frames a socket may send per second (sustained) before it is closed with 4429. */
   WS_FRAMES_PER_SECOND: envInt(20),
   WS_FRAME_BURST: envInt(60),
+  /** Sockets of one session on one gateway; the next hello is closed with 4430 (docs/protocol.md "Close codes"). */
+  WS_SOCKETS_PER_SESSION: envInt(16),
+  /** Resumed streams per socket per second (burst: one full resume, MAX_RESUME_STREAMS) before close 4429. */
+  WS_RESUMES_PER_SECOND: envInt(50),
   /** Bytes queued on a socket before it is closed with 4409 (slow consumer). */
   WS_SEND_BUFFER_BYTES: envInt(1024 * 1024),
   HELLO_TIMEOUT_MS: envInt(LIMITS.helloTimeoutMs),

@@ -25,9 +25,9 @@ import { registerGatewayRoutes } from "./app";
 import type { GatewayConfig } from "./config";
 import type { ApiDeps, ApiEnv } from "./http/context";
 import { createGatewayMetrics } from "./metrics";
-import { healthHandler } from "./routes/health";
+import { internalHealthHandler } from "./routes/health";
 import { TakeoverSweeper } from "./takeover-sweeper";
-import { SessionHub } from "./ws/session-hub";
+import { channelDropReporter, SessionHub } from "./ws/session-hub";
 import { SocketHandler } from "./ws/socket-handler";
 
 export interface GatewayNode {
@@ -82,7 +82,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
           : { type: "ai_node.down", aiNode: ai.name, url: ai.url, reason: reason ?? "unknown" },
       ),
   });
-  const hub = new SessionHub();
+  const hub = new SessionHub({ dropped: channelDropReporter(metrics, log) });
   const subscriber = new ChannelSubscriber(subRedis, (channel, message) => hub.onChannelMessage(channel, message), log);
   hub.attach(subscriber);
   const redisReady = () => isRedisReady(redis) && subscriber.ready;
@@ -123,20 +123,27 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
   registerGatewayRoutes(app, deps, redis, {
     allowedOrigins: config.allowedOrigins,
     upgradeWebSocket: nodeWs.upgradeWebSocket,
-    onSocket: (ws: WebSocket) => {
-      const handler = new SocketHandler(ws, {
-        node,
-        sessions,
-        streams,
-        hub,
-        metrics,
-        log,
-        events,
-        helloTimeoutMs: config.HELLO_TIMEOUT_MS,
-        sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
-        framesPerSecond: config.WS_FRAMES_PER_SECOND,
-        frameBurst: config.WS_FRAME_BURST,
-      });
+    onSocket: (ws: WebSocket, client) => {
+      const handler = new SocketHandler(
+        ws,
+        {
+          node,
+          sessions,
+          streams,
+          hub,
+          metrics,
+          log,
+          events,
+          sessionCreateLimiter: deps.sessionCreateLimiter,
+          helloTimeoutMs: config.HELLO_TIMEOUT_MS,
+          sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
+          framesPerSecond: config.WS_FRAMES_PER_SECOND,
+          frameBurst: config.WS_FRAME_BURST,
+          socketsPerSession: config.WS_SOCKETS_PER_SESSION,
+          resumesPerSecond: config.WS_RESUMES_PER_SECOND,
+        },
+        client,
+      );
       handlers.add(handler);
       return {
         onMessage: (data) => handler.onMessage(data),
@@ -149,7 +156,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
   });
 
   const internal = new Hono();
-  internal.get("/health", healthHandler(deps));
+  internal.get("/health", internalHealthHandler(deps));
   internal.get("/metrics", async (c) => {
     metrics.redisUp.set(redisReady() ? 1 : 0);
     metrics.sessionsActive.set(hub.sessionCount);

@@ -57,6 +57,17 @@ export function createGatewayMetrics() {
       labelNames: ["limit"] as const,
       registers,
     }),
+    channelMessagesDropped: new Counter({
+      name: "chatgrid_channel_messages_dropped_total",
+      help: "Session channel messages not forwarded to sockets because they were not a well-formed event of their stream, by reason",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    historyReadFailures: new Counter({
+      name: "chatgrid_history_read_failures_total",
+      help: "Resumes and gap fills whose history read failed (the client got error unavailable; the detail is logged)",
+      registers,
+    }),
     aiRegistrationsRefused: new Gauge({
       name: "chatgrid_ai_registrations_refused",
       help: "AI node registrations in Redis ignored at the last refresh (no valid MAC: not written by a node)",

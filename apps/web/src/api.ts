@@ -7,6 +7,7 @@ import {
   type ConversationsResponse,
   ConversationsResponseSchema,
   ErrorBodySchema,
+  HISTORY_PAGE,
   type HistoryResponse,
   HistoryResponseSchema,
 } from "@chatgrid/protocol";
@@ -35,6 +36,8 @@ interface SafeParser<T> {
 }
 
 const REQUEST_TIMEOUT_MS = 15_000;
+/** Pages of HISTORY_PAGE.max messages read at most for one conversation (10 000 messages). */
+export const MAX_HISTORY_PAGES = 50;
 
 /** REST over fetch (PROTOCOL.md §2). Every response body is validated with the protocol's schemas. */
 export class Api {
@@ -89,8 +92,30 @@ export class Api {
     return this.call("POST", "/api/cancel", CancelResponseSchema, { streamId });
   }
 
-  history(conversationId: string): Promise<HistoryResponse> {
-    return this.call("GET", `/api/history?conversationId=${encodeURIComponent(conversationId)}`, HistoryResponseSchema);
+  /** One page of a conversation: the newest messages, or with `cursor` (a page's nextCursor) the ones before. */
+  historyPage(conversationId: string, cursor?: string): Promise<HistoryResponse> {
+    const query = new URLSearchParams({ conversationId, limit: String(HISTORY_PAGE.max) });
+    if (cursor) query.set("cursor", cursor);
+    return this.call("GET", `/api/history?${query}`, HistoryResponseSchema);
+  }
+
+  /**
+   * A whole conversation, read page by page from the newest (docs/protocol.md "History pages"), oldest first.
+   * A message seen on two pages (the list shifted between reads) is kept once. Past MAX_HISTORY_PAGES the oldest
+   * part is left out, so a huge conversation cannot make the page loop without end.
+   */
+  async history(conversationId: string): Promise<HistoryResponse> {
+    const pages: HistoryResponse["messages"][] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_HISTORY_PAGES; page++) {
+      const response = await this.historyPage(conversationId, cursor);
+      pages.unshift(response.messages);
+      if (!response.nextCursor || response.nextCursor === cursor) break;
+      cursor = response.nextCursor;
+    }
+    const seen = new Set<string>();
+    const messages = pages.flat().filter((m) => !seen.has(m.id) && seen.add(m.id));
+    return { conversationId, messages };
   }
 
   conversations(): Promise<ConversationsResponse> {

@@ -1,3 +1,5 @@
+// First: before any schema is built (see zod-config.ts).
+import "./zod-config";
 import "./styles.css";
 import { createRoot } from "react-dom/client";
 import { ChatStore } from "./chat-store";

@@ -52,7 +52,9 @@ export class ReconnectPolicy {
       return Math.round(random() * IMMEDIATE_SPREAD_MS);
     }
     const delay = backoffDelay(attempt, this.options);
-    return closeCode === CloseCode.rateLimited ? Math.max(delay, RATE_LIMITED_MIN_MS) : delay;
+    // Refused by a limit (the rate, or the session's sockets on that gateway): coming back at once only repeats it.
+    const limited = closeCode === CloseCode.rateLimited || closeCode === CloseCode.tooManySockets;
+    return limited ? Math.max(delay, RATE_LIMITED_MIN_MS) : delay;
   }
 
   succeeded(): void {

@@ -74,6 +74,7 @@ const CLOSE_NAMES: Record<number, string> = {
   [CloseCode.helloTimeout]: "hello timeout",
   [CloseCode.slowConsumer]: "slow consumer",
   [CloseCode.rateLimited]: "rate limited",
+  [CloseCode.tooManySockets]: "too many tabs of this session",
   4000: "no answer to ping",
 };
 

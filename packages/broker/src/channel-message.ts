@@ -23,3 +23,82 @@ export function decodeChannelMessage(payload: string): ChannelMessage | undefine
   const seq = Number(seqText);
   return { streamId: payload.slice(0, first), seq, frame: payload.slice(second + 1) };
 }
+
+/** Why a channel message was not forwarded (a metric label: a small, fixed set). */
+export type ChannelDropReason = "header" | "size" | "json" | "type" | "stream" | "seq" | "fields";
+
+/** Longer frames are not events the append script writes (chunks are coalesced over milliseconds). */
+export const MAX_CHANNEL_FRAME_CHARS = 1024 * 1024;
+
+const STREAM_ID = /^[A-Za-z0-9_-]{1,128}$/;
+const FINISH_REASONS = new Set(["stop", "length", "timeout", "cancelled", "error"]);
+/** How each published frame begins (the append script writes the type first); built once, not per message. */
+const FRAME_START: Record<string, string> = {
+  start: '{"type":"start"',
+  chunk: '{"type":"chunk"',
+  reset: '{"type":"reset"',
+  done: '{"type":"done"',
+};
+
+const isString = (value: unknown): value is string => typeof value === "string";
+const optionalString = (value: unknown): boolean => value === undefined || typeof value === "string";
+
+function isStreamError(value: unknown): boolean {
+  if (value === undefined) return true;
+  if (typeof value !== "object" || value === null) return false;
+  const error = value as Record<string, unknown>;
+  return isString(error.code) && isString(error.message);
+}
+
+function isUsage(value: unknown): boolean {
+  if (value === undefined) return true;
+  if (typeof value !== "object" || value === null) return false;
+  const usage = value as Record<string, unknown>;
+  return Number.isInteger(usage.promptTokens) && Number.isInteger(usage.completionTokens);
+}
+
+/**
+ * Is the frame a well-formed event of the stream its header names (docs/redis.md "channel message")? What a
+ * gateway forwards to browsers must be what the append script publishes: a `start`, `chunk`, `reset` or `done`
+ * of that stream at that seq, with its fields. Anything else (a stray or hostile PUBLISH) is dropped.
+ *
+ * This runs for every chunk of every stream, so it is one JSON.parse and a few field checks, not a schema parse
+ * (channel-message.test.ts measures it). Returns the reason to drop, or undefined to forward.
+ */
+export function checkChannelFrame(message: ChannelMessage): ChannelDropReason | undefined {
+  const { frame, streamId, seq } = message;
+  if (frame.length > MAX_CHANNEL_FRAME_CHARS) return "size";
+  if (!STREAM_ID.test(streamId)) return "stream";
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(frame);
+  } catch {
+    return "json";
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return "json";
+  const event = parsed as Record<string, unknown>;
+  const type = event.type;
+  if (type !== "chunk" && type !== "start" && type !== "reset" && type !== "done") return "type";
+  // The append script writes the type first; a gateway tells `done` by these bytes (client-connection.ts).
+  if (!frame.startsWith(FRAME_START[type]!)) return "type";
+  if (event.streamId !== streamId) return "stream";
+  if (event.seq !== seq) return "seq";
+  switch (type) {
+    case "chunk":
+      return seq >= 1 && isString(event.delta) ? undefined : "fields";
+    case "start":
+      return seq === 0 && isString(event.conversationId) && isString(event.messageId) && isString(event.aiNode)
+        ? undefined
+        : "fields";
+    case "reset":
+      return seq >= 1 && optionalString(event.aiNode) ? undefined : "fields";
+    case "done":
+      return isString(event.finishReason) &&
+        FINISH_REASONS.has(event.finishReason) &&
+        isStreamError(event.error) &&
+        isUsage(event.usage) &&
+        optionalString(event.aiNode)
+        ? undefined
+        : "fields";
+  }
+}

@@ -1,7 +1,14 @@
 import type { FinishReason } from "@chatgrid/protocol";
 import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { ConversationStore, titleFrom } from "./conversations";
+import {
+  ConversationStore,
+  decodeHistoryCursor,
+  encodeHistoryCursor,
+  type HistoryPage,
+  type Turn,
+  titleFrom,
+} from "./conversations";
 import { newId } from "./ids";
 import { keys } from "./keys";
 import { connectRedis, createRedis } from "./redis";
@@ -182,6 +189,221 @@ describe("ConversationStore.history", () => {
       { role: "user", content: "q2" },
       { role: "user", content: "q3" },
     ]);
+  });
+});
+
+/** A conversation of `turns` turns (2 messages each), every answer complete with text `a<i>`; questions `q<i>`. */
+async function conversationOf(turns: number): Promise<{ sessionId: string; conversationId: string; turns: Turn[] }> {
+  const sessionId = newId("sess");
+  const made: Turn[] = [];
+  for (let i = 0; i < turns; i++) {
+    const turn = await conversations.beginTurn(sessionId, `q${i}`, made[0]?.conversationId);
+    await run(sessionId, turn, [`a${i}`], "stop");
+    made.push(turn);
+  }
+  return { sessionId, conversationId: made[0]!.conversationId, turns: made };
+}
+
+/** Counts the commands Redis runs while `action` runs (MONITOR on its own connection). */
+async function commandsDuring(action: () => Promise<unknown>): Promise<string[][]> {
+  const monitor = await redis.monitor();
+  const seen: string[][] = [];
+  monitor.on("monitor", (_time: string, args: string[]) => seen.push(args));
+  await action();
+  // A marker command: once MONITOR has shown it, everything before it has been seen too.
+  const marker = `marker-${newId("msg")}`;
+  const markerSeen = new Promise<void>((resolve) =>
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args[1] === marker) resolve();
+    }),
+  );
+  await redis.exists(marker);
+  await markerSeen;
+  monitor.disconnect();
+  return seen.filter((args) => args[1] !== marker);
+}
+
+describe("ConversationStore.historyPage", () => {
+  it("pages a conversation of 130 messages from the newest: 50, 50, 30, oldest first within a page", async () => {
+    const { conversationId } = await conversationOf(65);
+    const all = await conversations.history(conversationId);
+    expect(all).toHaveLength(130);
+    const first = await conversations.historyPage(conversationId, { limit: 50 });
+    expect(first.messages).toEqual(all.slice(80));
+    expect(first.nextCursor).toBeDefined();
+    expect(decodeHistoryCursor(first.nextCursor!)).toBe(80);
+    const second = await conversations.historyPage(conversationId, {
+      limit: 50,
+      before: decodeHistoryCursor(first.nextCursor!),
+    });
+    expect(second.messages).toEqual(all.slice(30, 80));
+    const third = await conversations.historyPage(conversationId, {
+      limit: 50,
+      before: decodeHistoryCursor(second.nextCursor!),
+    });
+    expect(third).toEqual({ messages: all.slice(0, 30) });
+    // Together: the whole conversation once, in order.
+    expect([...third.messages, ...second.messages, ...first.messages]).toEqual(all);
+    expect(first.messages.map((m) => m.content).slice(0, 2)).toEqual(["q40", "a40"]);
+  });
+
+  it("exact boundaries: a conversation of exactly one page has no cursor; two exact pages end without one", async () => {
+    const { conversationId } = await conversationOf(5); // 10 messages
+    expect(await conversations.historyPage(conversationId, { limit: 10 })).toEqual({
+      messages: await conversations.history(conversationId),
+    });
+    const first = await conversations.historyPage(conversationId, { limit: 5 });
+    expect(first.messages.map((m) => m.content)).toEqual(["a2", "q3", "a3", "q4", "a4"]);
+    expect(decodeHistoryCursor(first.nextCursor!)).toBe(5);
+    const second = await conversations.historyPage(conversationId, { limit: 5, before: 5 });
+    expect(second.messages.map((m) => m.content)).toEqual(["q0", "a0", "q1", "a1", "q2"]);
+    expect(second.nextCursor).toBeUndefined();
+    // limit 1 walks one message at a time.
+    const last = await conversations.historyPage(conversationId, { limit: 1 });
+    expect(last.messages.map((m) => m.content)).toEqual(["a4"]);
+    expect(decodeHistoryCursor(last.nextCursor!)).toBe(9);
+  });
+
+  it("a cursor past the start is an empty last page; past the end reads from the end", async () => {
+    const { conversationId } = await conversationOf(3);
+    expect(await conversations.historyPage(conversationId, { limit: 50, before: 0 })).toEqual({ messages: [] });
+    const all = await conversations.history(conversationId);
+    expect(await conversations.historyPage(conversationId, { limit: 4, before: 1000 })).toEqual({
+      messages: all.slice(2),
+      nextCursor: encodeHistoryCursor(2),
+    });
+    expect(await conversations.historyPage(newId("conv"), { limit: 50 })).toEqual({ messages: [] });
+  });
+
+  it("a conversation that grows between pages keeps its pages consistent: no message lost or repeated", async () => {
+    const { sessionId, conversationId } = await conversationOf(10); // 20 messages
+    const before = await conversations.history(conversationId);
+    const first = await conversations.historyPage(conversationId, { limit: 8 });
+    expect(first.messages).toEqual(before.slice(12));
+    // Three more turns arrive while the client reads older pages.
+    for (let i = 0; i < 3; i++) await conversations.beginTurn(sessionId, `late ${i}`, conversationId);
+    const pages: HistoryPage[] = [first];
+    let cursor = first.nextCursor;
+    while (cursor) {
+      const page = await conversations.historyPage(conversationId, { limit: 8, before: decodeHistoryCursor(cursor) });
+      pages.unshift(page);
+      cursor = page.nextCursor;
+    }
+    expect(pages.map((p) => p.messages.length)).toEqual([4, 8, 8]);
+    expect(pages.flatMap((p) => p.messages)).toEqual(before);
+    // And a fresh first page shows the new turns.
+    const fresh = await conversations.historyPage(conversationId, { limit: 6 });
+    expect(fresh.messages.filter((m) => m.role === "user").map((m) => m.content)).toEqual([
+      "late 0",
+      "late 1",
+      "late 2",
+    ]);
+  });
+
+  it("a page costs bounded Redis work: one script call for its ids, then reads of that page's messages only", async () => {
+    const { conversationId } = await conversationOf(65);
+    const commands = await commandsDuring(() => conversations.historyPage(conversationId, { limit: 10 }));
+    const names = commands.map((args) => args[0]!.toLowerCase());
+    // MONITOR also shows the commands a script runs: one LRANGE of exactly the page (entries 120..129).
+    const ranges = commands.filter((args) => args[0]!.toLowerCase() === "lrange").map((args) => args.slice(1));
+    expect(ranges).toEqual([[keys.conversationMessages(conversationId), "120", "129"]]);
+    expect(names.filter((n) => n === "hgetall")).toHaveLength(10);
+    expect(names.filter((n) => n === "hmget")).toHaveLength(5);
+    expect(names.filter((n) => n === "get")).toHaveLength(5);
+  });
+
+  it("cursors are opaque, canonical and refuse anything else", () => {
+    for (const index of [0, 1, 80, 1_000_000]) {
+      const cursor = encodeHistoryCursor(index);
+      expect(cursor).toMatch(/^[A-Za-z0-9_-]{1,32}$/);
+      expect(decodeHistoryCursor(cursor)).toBe(index);
+    }
+    const forged = [
+      "",
+      "80",
+      Buffer.from("h1:-1").toString("base64url"),
+      Buffer.from("h1:01").toString("base64url"),
+      Buffer.from("h1:1.5").toString("base64url"),
+      Buffer.from("h2:1").toString("base64url"),
+      Buffer.from("h1:99999999999").toString("base64url"),
+      `${encodeHistoryCursor(80)}=`,
+      "a b",
+      "x".repeat(40),
+    ];
+    for (const cursor of forged) expect(decodeHistoryCursor(cursor), cursor).toBeUndefined();
+  });
+});
+
+describe("ConversationStore.promptUpTo with a budget", () => {
+  /** q<i>/a<i> turns with answers of the given lengths. */
+  async function sized(answerChars: number[]) {
+    const sessionId = newId("sess");
+    const made: Turn[] = [];
+    for (let i = 0; i < answerChars.length; i++) {
+      const turn = await conversations.beginTurn(sessionId, `q${i}`, made[0]?.conversationId);
+      await run(sessionId, turn, ["x".repeat(answerChars[i]!)], "stop");
+      made.push(turn);
+    }
+    const last = await conversations.beginTurn(sessionId, "now?", made[0]!.conversationId);
+    return { conversationId: last.conversationId, turns: made, last };
+  }
+
+  it("keeps the newest whole turns that fit maxChars, oldest dropped first, and always the user message", async () => {
+    const { conversationId, last } = await sized([10, 10, 10, 10]);
+    // Each turn is 2 + 10 = 12 chars; the user message 4.
+    const prompt = await conversations.promptUpTo(conversationId, last.userMessageId, {
+      maxChars: 4 + 12 * 2 + 11,
+      maxMessages: 100,
+    });
+    expect(prompt.map((m) => m.content.slice(0, 2))).toEqual(["q2", "xx", "q3", "xx", "no"]);
+    expect(prompt.reduce((n, m) => n + m.content.length, 0)).toBeLessThanOrEqual(4 + 12 * 2 + 11);
+    // A budget smaller than the user message still gives the user message.
+    expect(
+      await conversations.promptUpTo(conversationId, last.userMessageId, { maxChars: 1, maxMessages: 100 }),
+    ).toEqual([{ role: "user", content: "now?" }]);
+    // A generous budget gives everything, as before.
+    expect(
+      await conversations.promptUpTo(conversationId, last.userMessageId, { maxChars: 1_000, maxMessages: 100 }),
+    ).toHaveLength(9);
+  });
+
+  it("reads at most maxMessages entries, the user message included, and drops an answer cut from its question", async () => {
+    const { conversationId, last } = await sized([1, 1, 1, 1]);
+    const prompt = await conversations.promptUpTo(conversationId, last.userMessageId, {
+      maxChars: 1_000,
+      maxMessages: 4,
+    });
+    // The window is a2, q3, a3, now?: a2's question is outside it, so a2 is left out too.
+    expect(prompt).toEqual([
+      { role: "user", content: "q3" },
+      { role: "assistant", content: "x" },
+      { role: "user", content: "now?" },
+    ]);
+    const commands = await commandsDuring(() =>
+      conversations.promptUpTo(conversationId, last.userMessageId, { maxChars: 1_000, maxMessages: 4 }),
+    );
+    expect(commands.filter((args) => args[0]!.toLowerCase() === "hgetall")).toHaveLength(4);
+    // The list is read from the user message back: 4 entries, not the conversation (10 entries).
+    const ranges = commands.filter((args) => args[0]!.toLowerCase() === "lrange").map((args) => args.slice(2));
+    expect(ranges).toEqual([["5", "8"]]);
+  });
+
+  it("a prompt for an earlier user message stops there; skipped answers still do not appear", async () => {
+    const sessionId = newId("sess");
+    const t1 = await conversations.beginTurn(sessionId, "q1");
+    const t2 = await conversations.beginTurn(sessionId, "q2", t1.conversationId);
+    await conversations.beginTurn(sessionId, "q3", t1.conversationId);
+    await run(sessionId, t1, ["a1"], "stop");
+    await run(sessionId, t2, ["partial"], "cancelled");
+    expect(
+      await conversations.promptUpTo(t1.conversationId, t2.userMessageId, { maxChars: 100, maxMessages: 10 }),
+    ).toEqual([
+      { role: "user", content: "q1" },
+      { role: "assistant", content: "a1" },
+      { role: "user", content: "q2" },
+    ]);
+    // A message that is not in the list: nothing to give.
+    expect(await conversations.promptUpTo(t1.conversationId, newId("msg"))).toEqual([]);
   });
 });
 

@@ -2,6 +2,7 @@ import type { ConversationSummary, HistoryMessage, MessageStatus, StreamError } 
 import type { Redis } from "ioredis";
 import { newId } from "./ids";
 import { keys } from "./keys";
+import { LuaScript } from "./redis";
 import type { SlotKeys } from "./stream-slots";
 import type { StreamStore } from "./stream-store";
 
@@ -18,6 +19,70 @@ export interface PromptMessage {
   role: "user" | "assistant";
   content: string;
 }
+
+/** How much of a conversation the provider is given (the AI node's CONTEXT_MAX_CHARS / CONTEXT_MAX_MESSAGES). */
+export interface PromptBudget {
+  /** Total characters of the messages kept; the newest turns that fit are kept, the user message always. */
+  maxChars: number;
+  /** List entries read at most, the user message included (skipped answers count too). */
+  maxMessages: number;
+}
+
+/** For callers that pass no budget: the AI node's defaults (docs/configuration.md). */
+export const DEFAULT_PROMPT_BUDGET: PromptBudget = { maxChars: 48_000, maxMessages: 40 };
+
+/** One page of a conversation, oldest first; `nextCursor` (opaque) asks for the page before it. */
+export interface HistoryPage {
+  messages: HistoryMessage[];
+  nextCursor?: string;
+}
+
+/*
+ * History cursors (docs/protocol.md "History pages"): the list index of the oldest message of the page just
+ * read, so the next page is the `limit` entries before it. The list only grows at its end (a rolled-back turn
+ * removes its own two entries, the newest), so an index stays on the same message while newer turns are added.
+ * Opaque to clients: base64url of `h1:<index>`, the version letting the format change later.
+ */
+const CURSOR = /^h1:(0|[1-9][0-9]{0,9})$/;
+
+export function encodeHistoryCursor(index: number): string {
+  return Buffer.from(`h1:${index}`, "latin1").toString("base64url");
+}
+
+/** The index a cursor stands for, or undefined when it is not one this store issued (canonical form only). */
+export function decodeHistoryCursor(cursor: string): number | undefined {
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(cursor)) return undefined;
+  const match = CURSOR.exec(Buffer.from(cursor, "base64url").toString("latin1"));
+  if (!match) return undefined;
+  const index = Number(match[1]);
+  return encodeHistoryCursor(index) === cursor ? index : undefined;
+}
+
+/**
+ * One page of the message list in one call: the `limit` ids before index `before` (-1: the newest page), with the
+ * index of the first one. `before` past the end (a rolled-back turn shrank the list) reads from the end.
+ */
+const HISTORY_PAGE_SCRIPT = new LuaScript(`
+local len = redis.call('LLEN', KEYS[1])
+local before = tonumber(ARGV[1])
+if before < 0 or before > len then before = len end
+if before == 0 then return {0, {}} end
+local start = before - tonumber(ARGV[2])
+if start < 0 then start = 0 end
+return {start, redis.call('LRANGE', KEYS[1], start, before - 1)}
+`);
+
+/** List entries searched for the user message, newest first: it is normally the second newest. */
+const PROMPT_SEARCH_ENTRIES = 10_000;
+
+/** The last `ARGV[2]` ids up to and including the user message `ARGV[1]`; false when it is not in the list. */
+const PROMPT_WINDOW_SCRIPT = new LuaScript(`
+local pos = redis.call('LPOS', KEYS[1], ARGV[1], 'RANK', -1, 'MAXLEN', tonumber(ARGV[3]))
+if not pos then return false end
+local start = pos - tonumber(ARGV[2]) + 1
+if start < 0 then start = 0 end
+return redis.call('LRANGE', KEYS[1], start, pos)
+`);
 
 const TITLE_MAX = 80;
 
@@ -164,27 +229,54 @@ export class ConversationStore {
     await this.streams.delete(turn.streamId);
   }
 
+  /** Every message of a conversation in order. Unbounded: for tests and tools; the API reads pages (historyPage). */
   async history(conversationId: string): Promise<HistoryMessage[]> {
-    const ids = await this.redis.lrange(keys.conversationMessages(conversationId), 0, -1);
+    return this.messagesOf(await this.redis.lrange(keys.conversationMessages(conversationId), 0, -1));
+  }
+
+  /**
+   * The newest `limit` messages before the cursor's position (without a cursor: the newest), oldest first, and a
+   * cursor for the page before when older messages exist. Bounded: one script call reads the page's ids only,
+   * then the per-message reads of that page.
+   */
+  async historyPage(conversationId: string, options: { limit: number; before?: number }): Promise<HistoryPage> {
+    const limit = Math.max(1, Math.floor(options.limit));
+    const before = options.before === undefined ? -1 : Math.max(0, Math.floor(options.before));
+    const reply = await HISTORY_PAGE_SCRIPT.run<[number, string[]]>(
+      this.redis,
+      [keys.conversationMessages(conversationId)],
+      [before, limit],
+    );
+    const [first, ids] = reply;
+    const messages = await this.messagesOf(ids);
+    return first > 0 ? { messages, nextCursor: encodeHistoryCursor(first) } : { messages };
+  }
+
+  /** The messages of these ids, in this order (ids whose message is gone are left out). */
+  private async messagesOf(ids: string[]): Promise<HistoryMessage[]> {
     if (ids.length === 0) return [];
     const pipe = this.redis.pipeline();
     for (const id of ids) pipe.hgetall(keys.message(id));
     const rows = ((await pipe.exec()) ?? []).map(([, row]) => row as Record<string, string>);
     const assistant = rows.filter((row) => row.role === "assistant" && row.streamId);
-    const streamPipe = this.redis.pipeline();
-    for (const row of assistant) {
-      const streamId = row.streamId as string;
-      streamPipe.hmget(keys.streamMeta(streamId), "status", "finishReason", "doneFrame").get(keys.streamText(streamId));
-    }
-    const streamRows = (await streamPipe.exec()) ?? [];
     const streamInfo = new Map<string, { status: MessageStatus; content: string; error?: StreamError }>();
-    assistant.forEach((row, index) => {
-      const [status, finishReason, doneFrame] = (streamRows[index * 2]?.[1] as (string | null)[] | undefined) ?? [];
-      const content = (streamRows[index * 2 + 1]?.[1] as string | null) ?? "";
-      const messageStatus = statusOf(status ?? null, finishReason ?? null);
-      const error = messageStatus === "error" ? errorOf(doneFrame) : undefined;
-      streamInfo.set(row.streamId as string, { status: messageStatus, content, ...(error ? { error } : {}) });
-    });
+    if (assistant.length > 0) {
+      const streamPipe = this.redis.pipeline();
+      for (const row of assistant) {
+        const streamId = row.streamId as string;
+        streamPipe
+          .hmget(keys.streamMeta(streamId), "status", "finishReason", "doneFrame")
+          .get(keys.streamText(streamId));
+      }
+      const streamRows = (await streamPipe.exec()) ?? [];
+      assistant.forEach((row, index) => {
+        const [status, finishReason, doneFrame] = (streamRows[index * 2]?.[1] as (string | null)[] | undefined) ?? [];
+        const content = (streamRows[index * 2 + 1]?.[1] as string | null) ?? "";
+        const messageStatus = statusOf(status ?? null, finishReason ?? null);
+        const error = messageStatus === "error" ? errorOf(doneFrame) : undefined;
+        streamInfo.set(row.streamId as string, { status: messageStatus, content, ...(error ? { error } : {}) });
+      });
+    }
     const messages: HistoryMessage[] = [];
     for (const row of rows) {
       if (!row.id) continue;
@@ -212,16 +304,47 @@ export class ConversationStore {
     return messages;
   }
 
-  /** What the provider sees: every message of the conversation up to and including the given user message. */
-  async promptUpTo(conversationId: string, userMessageId: string): Promise<PromptMessage[]> {
-    const history = await this.history(conversationId);
-    const prompt: PromptMessage[] = [];
-    for (const message of history) {
-      if (message.role === "assistant" && message.status !== "complete") continue;
-      prompt.push({ role: message.role, content: message.content });
-      if (message.id === userMessageId) break;
+  /**
+   * What the provider sees: the conversation up to and including the given user message, within the budget. It
+   * reads at most `maxMessages` entries ending at the user message, leaves out answers that did not complete, and
+   * keeps the newest whole turns (a question and its answers) that fit `maxChars` beside the user message; the
+   * oldest go first. The user message itself is always there, whatever its length.
+   */
+  async promptUpTo(
+    conversationId: string,
+    userMessageId: string,
+    budget: PromptBudget = DEFAULT_PROMPT_BUDGET,
+  ): Promise<PromptMessage[]> {
+    const maxMessages = Math.max(1, Math.floor(budget.maxMessages));
+    const window = await PROMPT_WINDOW_SCRIPT.run<string[] | null>(
+      this.redis,
+      [keys.conversationMessages(conversationId)],
+      [userMessageId, maxMessages, PROMPT_SEARCH_ENTRIES],
+    );
+    // Not in the list (not found within the searched entries): the user message alone.
+    const messages = await this.messagesOf(window && window.length > 0 ? window : [userMessageId]);
+    const user = messages.pop();
+    if (!user || user.id !== userMessageId) return [];
+    const turns: PromptMessage[][] = [];
+    let turn: PromptMessage[] | undefined;
+    for (const message of messages) {
+      if (message.role === "user") {
+        turn = [{ role: "user", content: message.content }];
+        turns.push(turn);
+      } else if (message.status === "complete" && turn) {
+        // An answer whose question is outside the window (no `turn` yet) is left out with it.
+        turn.push({ role: "assistant", content: message.content });
+      }
     }
-    return prompt;
+    let chars = user.content.length;
+    let first = turns.length;
+    while (first > 0) {
+      const size = turns[first - 1]!.reduce((sum, m) => sum + m.content.length, 0);
+      if (chars + size > budget.maxChars) break;
+      chars += size;
+      first--;
+    }
+    return [...turns.slice(first).flat(), { role: "user", content: user.content }];
   }
 
   async list(sessionId: string, limit = 100): Promise<ConversationSummary[]> {

@@ -31,13 +31,14 @@ export const ErrorCode = {
   rateLimited: "rate_limited",
   /** The session or the client address already has its maximum of answers running (STREAMS_PER_SESSION/_ADDRESS). */
   tooManyStreams: "too_many_streams",
-  /** The client address already holds its maximum of open WebSockets (nginx `limit_conn`). */
+  /**
+   * Too many open WebSockets: of the client address (nginx `limit_conn`, HTTP 429 before the upgrade) or of the
+   * session on one gateway (the error frame sent before close 4430).
+   */
   tooManyConnections: "too_many_connections",
   /** A `clientMessageId` reused with another message or conversation (409). */
   idempotencyConflict: "idempotency_conflict",
-  /** The client sent its request too slowly (nginx 408). */
-  requestTimeout: "request_timeout",
-  /** Request headers too large (nginx 400/431). */
+  /** Request line or headers too large (nginx 414/431). */
   headersTooLarge: "headers_too_large",
   /** Every AI node refused the dispatch. */
   noAiNode: "no_ai_node",

@@ -89,10 +89,23 @@ export const ConversationsResponseSchema = z.object({ conversations: z.array(Con
 export type ConversationsResponse = z.infer<typeof ConversationsResponseSchema>;
 
 export const AiNodeHealthSchema = z.object({ name: z.string(), url: z.string(), healthy: z.boolean() });
-export const HealthResponseSchema = z.object({
+const healthBase = {
   status: z.enum(["ok", "degraded"]),
   node: z.string(),
   redis: z.enum(["up", "down"]),
-  aiNodes: z.array(AiNodeHealthSchema),
+};
+/**
+ * `GET /api/health` (public, through nginx): counts only, never an AI node's name or address (docs/protocol.md
+ * "Health"). 503 when no AI node is healthy. Strict, so a test that parses it fails if internals are added.
+ */
+export const HealthResponseSchema = z.strictObject({
+  ...healthBase,
+  aiNodes: z.strictObject({ healthy: z.number().int().min(0), total: z.number().int().min(0) }),
 });
 export type HealthResponse = z.infer<typeof HealthResponseSchema>;
+/** `GET /health` on a gateway's internal port (METRICS_PORT, never proxied): every AI node with its URL. */
+export const InternalHealthResponseSchema = z.object({
+  ...healthBase,
+  aiNodes: z.array(AiNodeHealthSchema),
+});
+export type InternalHealthResponse = z.infer<typeof InternalHealthResponseSchema>;

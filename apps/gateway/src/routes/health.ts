@@ -1,18 +1,38 @@
-import type { HealthResponse } from "@chatgrid/protocol";
+import type { HealthResponse, InternalHealthResponse } from "@chatgrid/protocol";
 import type { Context } from "hono";
 import type { ApiDeps } from "../http/context";
 
-/** The gateway's view of its dependencies: degraded without Redis, 503 when no AI node is reachable. */
-export function healthHandler(deps: ApiDeps) {
+/** What health needs (ApiDeps has it; tests pass a fake balancer). */
+export interface HealthDeps extends Pick<ApiDeps, "node" | "redisReady"> {
+  balancer: { list(): { name: string; url: string; healthy: boolean }[] };
+}
+
+/** What both views share; the status code is the same for both: 503 when no AI node is healthy. */
+function view(deps: HealthDeps) {
+  const redis = deps.redisReady() ? ("up" as const) : ("down" as const);
+  const aiNodes = deps.balancer.list().map((n) => ({ name: n.name, url: n.url, healthy: n.healthy }));
+  const healthy = aiNodes.filter((n) => n.healthy).length;
+  const base = { status: redis === "up" ? ("ok" as const) : ("degraded" as const), node: deps.node, redis };
+  return { base, aiNodes, healthy, code: healthy > 0 ? (200 as const) : (503 as const) };
+}
+
+/**
+ * `GET /api/health` (public, through nginx): status, node, Redis up/down and AI node counts. No names or URLs:
+ * internal addresses are not the public's business (docs/protocol.md "Health").
+ */
+export function healthHandler(deps: HealthDeps) {
   return (c: Context) => {
-    const redis = deps.redisReady() ? "up" : "down";
-    const aiNodes = deps.balancer.list().map((n) => ({ name: n.name, url: n.url, healthy: n.healthy }));
-    const body: HealthResponse = {
-      status: redis === "up" ? "ok" : "degraded",
-      node: deps.node,
-      redis,
-      aiNodes,
-    };
-    return c.json(body, aiNodes.some((n) => n.healthy) ? 200 : 503);
+    const { base, aiNodes, healthy, code } = view(deps);
+    const body: HealthResponse = { ...base, aiNodes: { healthy, total: aiNodes.length } };
+    return c.json(body, code);
+  };
+}
+
+/** `GET /health` on the internal port: the full view, every AI node with its name, URL and health. */
+export function internalHealthHandler(deps: HealthDeps) {
+  return (c: Context) => {
+    const { base, aiNodes, code } = view(deps);
+    const body: InternalHealthResponse = { ...base, aiNodes };
+    return c.json(body, code);
   };
 }

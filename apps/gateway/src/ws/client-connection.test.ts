@@ -239,6 +239,10 @@ class FakeCounters implements ConnectionCounters {
   slowConsumer(): void {
     this.slowConsumers++;
   }
+  readonly historyFailures: { streamId: string; error: unknown }[] = [];
+  historyFailed(streamId: string, error: unknown): void {
+    this.historyFailures.push({ streamId, error });
+  }
 }
 
 const MAX_BUFFERED = 1000;
@@ -381,16 +385,27 @@ describe("ClientConnection gap filling", () => {
     expect(history.reads[0]).toMatchObject({ streamId: "st_a", afterSeq: -1 });
   });
 
-  it("a failed history read sends an error frame; the next live event starts a new fill", async () => {
-    const { transport, history, connection } = setup();
+  it("a failed history read sends a generic error frame (the detail goes to the counters); the next live event starts a new fill", async () => {
+    const { transport, history, counters, connection } = setup();
     const [m0] = history.appendMany("st_a", 3);
     connection.deliver(m0!);
-    history.failNextRead = new Error("redis away");
+    const failure = new Error("connect ECONNREFUSED 10.0.3.7:6379 (redis-primary.internal)");
+    history.failNextRead = failure;
     const m4 = history.append("st_a", "chunk");
     connection.deliver(m4);
     await settle();
     const errors = transport.frames().filter((f) => f.type === "error");
-    expect(errors).toEqual([{ type: "error", code: "unavailable", message: expect.any(String), streamId: "st_a" }]);
+    expect(errors).toEqual([
+      {
+        type: "error",
+        code: "unavailable",
+        message: "could not read the stream's history now; resume again",
+        streamId: "st_a",
+      },
+    ]);
+    // Nothing of the Redis error reaches the user: no address, port, host or error text.
+    expect(transport.sent.join("")).not.toMatch(/ECONNREFUSED|10\.0\.3\.7|6379|redis-primary/);
+    expect(counters.historyFailures).toEqual([{ streamId: "st_a", error: failure }]);
     expect(transport.seqsOf("st_a")).toEqual([0]);
     const m5 = history.append("st_a", "chunk");
     connection.deliver(m5);

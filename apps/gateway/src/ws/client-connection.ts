@@ -22,6 +22,8 @@ export interface ConnectionCounters {
   gapFilled(): void;
   snapshot(): void;
   slowConsumer(): void;
+  /** A history read failed: the detail goes here (log and metric), the client only gets a generic `error`. */
+  historyFailed(streamId: string, error: unknown): void;
 }
 
 /** Per socket and stream: the last seq sent, and while history is being read, the live events held back. */
@@ -160,11 +162,13 @@ export class ClientConnection {
       }
     } catch (error) {
       cursor.held = undefined;
+      // Redis error text names hosts, ports and internals: it goes to the log, never to the user.
+      this.counters.historyFailed(streamId, error);
       if (!this.closed && this.transport.open) {
         this.sendControl({
           type: "error",
           code: ErrorCode.unavailable,
-          message: `could not read the stream's history (${error instanceof Error ? error.message : String(error)}); resume again`,
+          message: "could not read the stream's history now; resume again",
           streamId,
         });
       }

@@ -1,4 +1,4 @@
-/** A token bucket: `rate` frames per second sustained, `burst` at once. */
+/** A token bucket: `rate` tokens per second sustained, `burst` at once. */
 export class TokenBucket {
   private tokens: number;
   private updated = performance.now();
@@ -10,11 +10,12 @@ export class TokenBucket {
     this.tokens = burst;
   }
 
-  take(now = performance.now()): boolean {
+  /** Takes `cost` tokens, or none (false) when that many are not there. */
+  take(cost = 1, now = performance.now()): boolean {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.updated) / 1000) * this.rate);
     this.updated = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    if (this.tokens < cost) return false;
+    this.tokens -= cost;
     return true;
   }
 }

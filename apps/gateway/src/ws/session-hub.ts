@@ -1,5 +1,19 @@
-import { type ChannelSubscriber, channels, decodeChannelMessage } from "@chatgrid/broker";
+import {
+  type ChannelDropReason,
+  channels,
+  checkChannelFrame,
+  decodeChannelMessage,
+  type Logger,
+} from "@chatgrid/broker";
+import type { GatewayMetrics } from "../metrics";
 import type { ClientConnection } from "./client-connection";
+
+/** What the hub needs of the node's pub/sub connection (a ChannelSubscriber; tests may pass a fake). */
+export interface HubSubscriber {
+  subscribe(channel: string): Promise<void>;
+  unsubscribe(channel: string): Promise<void>;
+  on(event: "resubscribed", listener: () => void): unknown;
+}
 
 interface SessionEntry {
   connections: Set<ClientConnection>;
@@ -15,9 +29,12 @@ const CHANNEL_PREFIX = channels.session("");
  */
 export class SessionHub {
   private readonly sessions = new Map<string, SessionEntry>();
-  private subscriber: ChannelSubscriber | undefined;
+  private subscriber: HubSubscriber | undefined;
 
-  attach(subscriber: ChannelSubscriber): void {
+  /** `dropped`: a channel message that was not forwarded (see channelDropReporter). */
+  constructor(private readonly options: { dropped?: (reason: ChannelDropReason, channel: string) => void } = {}) {}
+
+  attach(subscriber: HubSubscriber): void {
     this.subscriber = subscriber;
     subscriber.on("resubscribed", () => {
       for (const entry of this.sessions.values()) for (const connection of entry.connections) connection.catchUp();
@@ -26,6 +43,11 @@ export class SessionHub {
 
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Sockets of the session on this gateway (joined or joining). */
+  socketCount(sessionId: string): number {
+    return this.sessions.get(sessionId)?.connections.size ?? 0;
   }
 
   /** Adds a socket; resolves once its session's channel is confirmed subscribed (rejects if Redis is away). */
@@ -63,13 +85,46 @@ export class SessionHub {
     }
   }
 
-  /** The hot path: one decode of the header per message, the frame forwarded as it came to each socket. */
+  /**
+   * The hot path: the header decoded and the frame checked once per message (a JSON.parse and a few fields, see
+   * checkChannelFrame), then forwarded as it came to each socket. Only well-formed events of the stream the header
+   * names reach a browser; anything else is dropped and reported.
+   */
   onChannelMessage(channel: string, payload: string): void {
     if (!channel.startsWith(CHANNEL_PREFIX)) return;
     const entry = this.sessions.get(channel.slice(CHANNEL_PREFIX.length));
     if (!entry) return;
     const message = decodeChannelMessage(payload);
-    if (!message) return;
+    const reason = message ? checkChannelFrame(message) : "header";
+    if (!message || reason) {
+      this.options.dropped?.(reason ?? "header", channel);
+      return;
+    }
     for (const connection of entry.connections) connection.deliver(message);
   }
+}
+
+/** Logs a dropped channel message at most this often; the metric counts every one. */
+const DROP_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Counts dropped channel messages by reason and logs them, throttled: something publishing to session channels
+ * that is not the append script is worth an operator's look, but a flood must not flood the log.
+ */
+export function channelDropReporter(
+  metrics: Pick<GatewayMetrics, "channelMessagesDropped">,
+  log: Logger,
+  now: () => number = Date.now,
+): (reason: ChannelDropReason, channel: string) => void {
+  let lastLog = Number.NEGATIVE_INFINITY;
+  let unlogged = 0;
+  return (reason, channel) => {
+    metrics.channelMessagesDropped.inc({ reason });
+    unlogged++;
+    const at = now();
+    if (at - lastLog < DROP_LOG_INTERVAL_MS) return;
+    log.warn({ reason, channel, dropped: unlogged }, "dropped channel messages that are not events of their stream");
+    lastLog = at;
+    unlogged = 0;
+  };
 }

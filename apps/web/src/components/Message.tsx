@@ -102,6 +102,16 @@ export const AssistantMessage = memo(function AssistantMessage({
           {view.errorCode ? <span className="mono"> ({view.errorCode})</span> : null}
         </p>
       )}
+      {stream?.finishReason === "length" && (
+        <p className="msg-note" data-testid="finish-note">
+          The answer reached its maximum length and stops here.
+        </p>
+      )}
+      {stream?.finishReason === "timeout" && (
+        <p className="msg-note" data-testid="finish-note">
+          The answer reached its maximum time and stops here.
+        </p>
+      )}
       <footer className="msg-meta">
         <span className="status-chip" data-testid="message-status">
           {STATUS_LABEL[view.status]}
