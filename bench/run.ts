@@ -153,6 +153,8 @@ async function benchChatgrid(options: Options): Promise<Result> {
     topology: {
       gatewayNodes: 1,
       aiNodes: 1,
+      // Every client comes from 127.0.0.1: nginx's per-address socket limit would refuse all but 50.
+      wsConnectionsPerAddress: options.streams + 100,
       nodeEnv: { LOG_LEVEL: "warn", SESSION_RATE_LIMIT: "1000000", WS_FRAMES_PER_SECOND: "1000" },
     },
   });

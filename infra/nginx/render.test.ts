@@ -1,11 +1,25 @@
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { WebSocket, WebSocketServer } from "ws";
 import { binaryPath } from "../runner/binaries";
+import { freePort, freePorts } from "../runner/ports";
 import { deriveTopology, parseTopologyConfig, type Topology, type TopologyConfigInput } from "../topology";
-import { type NginxRenderOptions, renderNginxConf } from "./render";
+import {
+  CONTENT_SECURITY_POLICY,
+  connectionBudget,
+  LARGE_HEADER_BUFFER,
+  maxClientConnectionsWithin,
+  NGINX_ERRORS,
+  type NginxRenderOptions,
+  renderNginxConf,
+  SECURITY_HEADERS,
+} from "./render";
 
 const isRoot = process.getuid?.() === 0;
 
@@ -210,25 +224,75 @@ describe("renderNginxConf", () => {
       expect(wsLines.some((l) => l.startsWith("limit_req "))).toBe(false);
       expect(blocks(conf, "map $http_upgrade $connection_upgrade")).toHaveLength(1);
 
+      // Connection limits: per address on the WebSocket (429), all addresses together everywhere.
+      const topConf = directives(conf.slice(0, conf.indexOf("http {")));
+      const budget = connectionBudget(topology.config.maxClientConnections);
+      expect(topConf).toContain(`worker_connections ${budget.workerConnections};`);
+      expect(topConf).toContain(`worker_rlimit_nofile ${budget.rlimitNofile};`);
+      expect(conf).toContain("limit_conn_zone $binary_remote_addr zone=chatgrid_ws_address:10m;");
+      expect(wsLines).toContain(`limit_conn chatgrid_ws_address ${topology.config.wsConnectionsPerAddress};`);
+      expect(wsLines).toContain(`limit_conn chatgrid_total ${topology.config.maxClientConnections};`);
+      expect(wsLines).toContain("limit_conn_status 429;");
+      expect(wsLines).toContain("error_page 429 = @tooManyConnections;");
+      expect(directives(entry!)).toContain(`limit_conn chatgrid_total ${topology.config.maxClientConnections};`);
+
+      // Client timeouts and the header buffers.
+      const httpLines = directives(blocks(conf, "http")[0]!);
+      for (const directive of ["client_header_timeout", "client_body_timeout", "send_timeout"]) {
+        expect(httpLines).toContain(`${directive} ${topology.config.clientTimeoutSeconds}s;`);
+      }
+      expect(httpLines).toContain("server_tokens off;");
+      expect(httpLines).toContain(
+        `large_client_header_buffers ${LARGE_HEADER_BUFFER.count} ${LARGE_HEADER_BUFFER.size};`,
+      );
+
+      // A JSON body for every error nginx answers itself, in the entry and again in /ws/ (own error_page list).
       const entryLines = directives(entry!);
-      expect(entryLines).toContain("error_page 413 = @too_large;");
-      expect(entryLines).toContain("error_page 429 = @rate_limited;");
+      expect(entryLines).toContain("error_page 429 = @rateLimited;");
+      expect(entryLines).toContain("error_page 494 =431 @headersTooLarge;");
       expect(entryLines).toContain("error_page 502 503 504 = @unavailable;");
-      for (const [location, status, code] of [
-        ["@too_large", 413, "payload_too_large"],
-        ["@rate_limited", 429, "rate_limited"],
-        ["@unavailable", 503, "unavailable"],
-      ] as const) {
-        const body = blocks(entry!, `location ${location}`);
+      expect(entryLines).toContain("error_page 400 = /_chatgrid/error/badRequest;");
+      // The same statuses in /ws/, only its 429 means connections.
+      const wsPages = wsLines.filter((l) => l.startsWith("error_page "));
+      expect(wsPages.length * 2).toBe(entryLines.filter((l) => l.startsWith("error_page ")).length);
+      for (const page of wsPages) expect(entryLines).toContain(page.replace("@tooManyConnections", "@rateLimited"));
+      for (const [name, error] of Object.entries(NGINX_ERRORS)) {
+        const location = "requestLine" in error ? `location = /_chatgrid/error/${name}` : `location @${name}`;
+        const body = blocks(entry!, location);
         expect(body, location).toHaveLength(1);
         const lines = directives(body[0]!);
         expect(lines).toContain("default_type application/json;");
-        const ret = lines.find((l) => l.startsWith(`return ${status} '`));
-        expect(ret, `${location} returns ${status}`).toBeDefined();
-        const json = JSON.parse(ret!.slice(`return ${status} '`.length, -"';".length));
-        expect(json.error.code).toBe(code);
+        if ("requestLine" in error) expect(lines).toContain("internal;");
+        const ret = lines.find((l) => l.startsWith(`return ${error.sent} '`));
+        expect(ret, `${location} returns ${error.sent}`).toBeDefined();
+        const json = JSON.parse(ret!.slice(`return ${error.sent} '`.length, -"';".length));
+        expect(json.error.code).toBe(error.code);
         expect(typeof json.error.message).toBe("string");
       }
+
+      // Security headers on the server, and again where a location has add_header of its own.
+      const headerLine = ([name, value]: [string, string]) => `add_header ${name} "${value}" always;`;
+      for (const header of Object.entries(SECURITY_HEADERS)) {
+        expect(entryLines).toContain(headerLine(header));
+        expect(directives(web!)).toContain(headerLine(header));
+        expect(directives(blocks(entry!, "location @rateLimited")[0]!)).toContain(headerLine(header));
+        if (options.webRoot) expect(directives(blocks(web!, "location /assets/")[0]!)).toContain(headerLine(header));
+      }
+
+      // The access log format: no query string, no credentials.
+      const logFormat = conf.slice(conf.indexOf("log_format chatgrid"), conf.indexOf(";", conf.indexOf("log_format")));
+      for (const forbidden of [
+        "$request ",
+        '$request"',
+        "$request_uri",
+        "$args",
+        "$query_string",
+        "$http_authorization",
+        "$http_cookie",
+      ]) {
+        expect(logFormat).not.toContain(forbidden);
+      }
+      expect(logFormat).toContain("$uri");
 
       // stub_status on the metrics port.
       expect(directives(metrics!)).toContain("stub_status;");
@@ -258,7 +322,9 @@ describe("renderNginxConf", () => {
         expect(top.some((l) => l.startsWith("pid "))).toBe(false);
         expect(conf).not.toContain("_temp_path");
       }
-      expect(directives(blocks(conf, "http")[0]!)).toContain(`access_log ${options.accessLog};`);
+      expect(directives(blocks(conf, "http")[0]!)).toContain(
+        options.accessLog === "off" ? "access_log off;" : `access_log ${options.accessLog} chatgrid;`,
+      );
     },
   );
 
@@ -307,5 +373,567 @@ describe("renderNginxConf", () => {
     const result = nginxTest(conf.replace("ip_hash;", "ip_hash_typo;"), dir);
     expect(result.status).not.toBe(0);
     expect(result.output).toContain("ip_hash_typo");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Against a real nginx: each rendering is started on free ports in front of a stub gateway, then attacked.
+
+/** A stand-in gateway: HTTP answers JSON naming the path it got; WebSockets echo, and "flood" makes it send unendingly. */
+interface StubGateway {
+  port: number;
+  wss: WebSocketServer;
+  stop(): Promise<void>;
+}
+
+async function startStubGateway(): Promise<StubGateway> {
+  const port = await freePort();
+  const server: Server = createServer((request, response) => {
+    response.setHeader("content-type", "application/json");
+    response.end(JSON.stringify({ path: request.url }));
+  });
+  const wss = new WebSocketServer({ server });
+  wss.on("connection", (ws) => {
+    ws.on("error", () => undefined);
+    ws.on("message", (data) => {
+      if (String(data) !== "flood") return ws.send(data);
+      const chunk = Buffer.alloc(64 * 1024, "x");
+      const timer = setInterval(() => {
+        while (ws.readyState === WebSocket.OPEN && ws.bufferedAmount < 4 * 1024 * 1024) ws.send(chunk);
+      }, 5);
+      ws.once("close", () => clearInterval(timer));
+    });
+  });
+  server.listen(port, "127.0.0.1");
+  await once(server, "listening");
+  return {
+    port,
+    wss,
+    stop: async () => {
+      for (const client of wss.clients) client.terminate();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** Polls `check` until it holds; for what another process does (nginx starting, writing its log). */
+async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** `promise`, or a failure naming `what` after `ms`. */
+async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Edge {
+  conf: string;
+  http: number;
+  web: number;
+  errorLog(): string;
+  accessLog(): string;
+  stop(): Promise<void>;
+}
+
+const edges: Edge[] = [];
+const clients: { terminate(): void }[] = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.terminate();
+  await Promise.all(edges.splice(0).map((edge) => edge.stop()));
+});
+
+/** Renders the topology (one gateway: `gatewayPort`) and runs nginx on it, as the process target does. */
+async function startEdge(
+  input: Omit<TopologyConfigInput, "gatewayNodes" | "aiNodes" | "httpPort" | "webPort" | "metricsPort">,
+  gatewayPort: number,
+  extra: { webRoot?: string; accessLog?: boolean; edit?: (conf: string) => string } = {},
+): Promise<Edge> {
+  const dir = freshDir();
+  const [http, web, metrics] = (await freePorts(3)) as [number, number, number];
+  const config = parseTopologyConfig({
+    ...input,
+    gatewayNodes: 1,
+    aiNodes: 1,
+    httpPort: http,
+    webPort: web,
+    metricsPort: metrics,
+  });
+  const topology = deriveTopology(config, {
+    bindHost: "127.0.0.1",
+    hostOf: () => "127.0.0.1",
+    gatewayPort: () => gatewayPort,
+    gatewayMetricsPort: () => gatewayPort,
+    aiPort: () => gatewayPort,
+    redisUrl: "redis://127.0.0.1:6379",
+    allowedOrigins: [],
+  });
+  const errorLog = join(dir, "error.log");
+  const accessLog = join(dir, "access.log");
+  const rendered = renderNginxConf(topology, {
+    runtimeDir: dir,
+    errorLog,
+    accessLog: extra.accessLog ? accessLog : "off",
+    listenHost: "127.0.0.1",
+    webRoot: extra.webRoot,
+    user: isRoot ? "root" : undefined,
+  });
+  const conf = extra.edit ? extra.edit(rendered) : rendered;
+  const file = join(dir, "nginx.conf");
+  writeFileSync(file, conf);
+  const child = spawn(nginxBinary(), ["-c", file, "-p", dir, "-e", errorLog, "-g", "daemon off;"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (data) => (output += data));
+  child.stderr.on("data", (data) => (output += data));
+  const exited = once(child, "exit");
+  const read = (path: string) => (existsSync(path) ? readFileSync(path, "utf8") : "");
+  const edge: Edge = {
+    conf,
+    http,
+    web,
+    errorLog: () => read(errorLog),
+    accessLog: () => read(accessLog),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        await exited;
+      }
+    },
+  };
+  edges.push(edge);
+  await until(`nginx on port ${http}`, async () => {
+    if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}):\n${output}${read(errorLog)}`);
+    const response = await raw(http, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").catch(
+      () => undefined,
+    );
+    return response?.body === "ok\n";
+  });
+  return edge;
+}
+
+interface RawResponse {
+  status?: number;
+  /** Every header line, names in lower case (a header sent twice shows twice). */
+  headers: [string, string][];
+  body: string;
+  /** Bytes received in all. */
+  bytes: number;
+  /** `complete`: a whole response arrived (the socket is then closed by us); otherwise how nginx ended it. */
+  ended: "complete" | "close" | "reset";
+  elapsedMs: number;
+}
+
+/** One exchange on a raw TCP socket: what a client that does not follow HTTP sees. */
+function raw(
+  port: number,
+  request: string | Buffer,
+  options: { localAddress?: string; timeoutMs?: number; dripEveryMs?: number } = {},
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const socket = connect({ host: "127.0.0.1", port, localAddress: options.localAddress });
+    let received = Buffer.alloc(0);
+    let settled = false;
+    const parse = (ended: RawResponse["ended"]): RawResponse => {
+      const text = received.toString("latin1");
+      const split = text.indexOf("\r\n\r\n");
+      const head = split === -1 ? "" : text.slice(0, split);
+      const [statusLine, ...lines] = head.split("\r\n");
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(statusLine ?? "")?.[1];
+      return {
+        status: status ? Number(status) : undefined,
+        headers: lines.map((line) => {
+          const colon = line.indexOf(":");
+          return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
+        }),
+        body: split === -1 ? "" : text.slice(split + 4),
+        bytes: received.length,
+        ended,
+        elapsedMs: Date.now() - started,
+      };
+    };
+    // A slowloris keeps sending a byte now and then, so the connection is never idle.
+    let drip: NodeJS.Timeout | undefined;
+    const finish = (ended: RawResponse["ended"]) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearInterval(drip);
+      socket.destroy();
+      resolve(parse(ended));
+    };
+    const timer = setTimeout(() => {
+      settled = true;
+      clearInterval(drip);
+      socket.destroy();
+      reject(new Error(`no response and no close within ${options.timeoutMs ?? 10_000} ms`));
+    }, options.timeoutMs ?? 10_000);
+    socket.on("connect", () => {
+      socket.write(request);
+      if (options.dripEveryMs) drip = setInterval(() => socket.write("a"), options.dripEveryMs);
+    });
+    socket.on("data", (data) => {
+      received = Buffer.concat([received, data]);
+      const response = parse("complete");
+      const length = Number(response.headers.find(([name]) => name === "content-length")?.[1] ?? Number.NaN);
+      if (response.status !== undefined && Buffer.byteLength(response.body, "latin1") >= length) finish("complete");
+    });
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ECONNRESET" || error.code === "EPIPE") finish("reset");
+      else if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        clearInterval(drip);
+        reject(error);
+      }
+    });
+    socket.on("close", () => finish("close"));
+  });
+}
+
+const headerValues = (response: { headers: [string, string][] }, name: string) =>
+  response.headers.filter(([n]) => n === name).map(([, value]) => value);
+
+/** The protocol's error body, its JSON type, and every security header exactly once. */
+function expectJsonError(response: RawResponse, status: number, code: string): void {
+  expect(response.status, `${response.status} ${response.body}`).toBe(status);
+  expect(headerValues(response, "content-type")).toEqual(["application/json"]);
+  const body = JSON.parse(response.body) as { error: { code: string; message: string } };
+  expect(body.error.code).toBe(code);
+  expect(body.error.message.length).toBeGreaterThan(0);
+  for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+    expect(headerValues(response, name.toLowerCase()), name).toEqual([value]);
+  }
+  // server_tokens off: no version.
+  expect(headerValues(response, "server")).toEqual(["nginx"]);
+}
+
+type WsAttempt =
+  | { kind: "open"; ws: WebSocket }
+  | { kind: "refused"; status: number; headers: Record<string, string | string[] | undefined>; body: string }
+  | { kind: "failed"; error: string };
+
+/** Opens a WebSocket from `localAddress`; a refusal resolves with nginx's status and body. */
+function openWs(url: string, localAddress: string): Promise<WsAttempt> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { localAddress });
+    clients.push(ws);
+    ws.on("error", (error) => resolve({ kind: "failed", error: String(error) }));
+    ws.once("open", () => resolve({ kind: "open", ws }));
+    ws.once("unexpected-response", (_request, response) => {
+      let body = "";
+      response.on("data", (data: Buffer) => (body += data));
+      response.on("end", () =>
+        resolve({ kind: "refused", status: response.statusCode ?? 0, headers: response.headers, body }),
+      );
+    });
+  });
+}
+
+function opened(attempt: WsAttempt): WebSocket {
+  if (attempt.kind !== "open") throw new Error(`the WebSocket did not open: ${JSON.stringify(attempt)}`);
+  return attempt.ws;
+}
+
+function expectRefused(attempt: WsAttempt, status: number, code: string): void {
+  expect(attempt.kind, JSON.stringify(attempt)).toBe("refused");
+  if (attempt.kind !== "refused") return;
+  expect(attempt.status).toBe(status);
+  expect(attempt.headers["content-type"]).toBe("application/json");
+  expect(attempt.headers["x-content-type-options"]).toBe("nosniff");
+  expect((JSON.parse(attempt.body) as { error: { code: string } }).error.code).toBe(code);
+}
+
+async function echo(ws: WebSocket, text: string): Promise<string> {
+  const reply = once(ws, "message");
+  ws.send(text);
+  return String((await reply)[0]);
+}
+
+const wsUrl = (port: number, query = "") => `ws://127.0.0.1:${port}/ws/chat${query}`;
+const RUN_OUT = "worker_connections are not enough";
+
+describe("the rendered nginx, attacked (a real nginx in front of a stub gateway)", () => {
+  let gateway: StubGateway;
+  afterAll(async () => {
+    await gateway?.stop();
+  });
+  const stub = async () => {
+    gateway ??= await startStubGateway();
+    return gateway;
+  };
+
+  it("WebSockets per address: the one over wsConnectionsPerAddress gets 429 too_many_connections; another address still connects; closing one frees a slot", async () => {
+    const edge = await startEdge({ wsConnectionsPerAddress: 5 }, (await stub()).port);
+    const attacker = "127.0.0.21";
+    const sockets: WebSocket[] = [];
+    for (let i = 0; i < 5; i++) sockets.push(opened(await openWs(wsUrl(edge.http), attacker)));
+    expectRefused(await openWs(wsUrl(edge.http), attacker), 429, "too_many_connections");
+    // Both public servers count in one zone: the web port does not give the address five more.
+    expectRefused(await openWs(wsUrl(edge.web), attacker), 429, "too_many_connections");
+
+    const neighbour = opened(await openWs(wsUrl(edge.http), "127.0.0.22"));
+    expect(await echo(neighbour, "still served")).toBe("still served");
+
+    sockets[0]!.close();
+    await once(sockets[0]!, "close");
+    const again = opened(await openWs(wsUrl(edge.http), attacker));
+    expect(await echo(again, "a freed slot")).toBe("a freed slot");
+    expectRefused(await openWs(wsUrl(edge.http), attacker), 429, "too_many_connections");
+    expect(edge.errorLog()).not.toContain(RUN_OUT);
+  });
+
+  it("all addresses together: past maxClientConnections sockets get 429 and requests 503 JSON, and nginx never runs out of worker_connections", async () => {
+    const max = 20;
+    const attempts = 200;
+    // Without the total limit these sockets (a client and an upstream connection each) would need more
+    // connections than a worker has: the next test shows nginx running out then.
+    expect(2 * attempts).toBeGreaterThan(connectionBudget(max).workerConnections);
+    const edge = await startEdge({ maxClientConnections: max, wsConnectionsPerAddress: 1000 }, (await stub()).port);
+    const results = await Promise.all(
+      Array.from({ length: attempts }, (_, i) => openWs(wsUrl(edge.http), `127.0.4.${1 + (i % 50)}`)),
+    );
+    const open = results.filter((r) => r.kind === "open");
+    expect(open).toHaveLength(max);
+    for (const refused of results.filter((r) => r.kind !== "open")) expectRefused(refused, 429, "too_many_connections");
+    expectJsonError(
+      await raw(edge.http, "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", {
+        localAddress: "127.0.4.99",
+      }),
+      503,
+      "unavailable",
+    );
+    expect(edge.errorLog()).toContain('limiting connections by zone "chatgrid_total"');
+    expect(edge.errorLog()).not.toContain(RUN_OUT);
+
+    // Recovery: once the sockets close, a new one opens.
+    await Promise.all(
+      open.map(async (r) => {
+        const ws = opened(r);
+        ws.close();
+        await once(ws, "close");
+      }),
+    );
+    expect(await echo(opened(await openWs(wsUrl(edge.http), "127.0.4.100")), "room again")).toBe("room again");
+  });
+
+  it("control: the same flood without the total limit makes nginx run out of worker_connections (the check above can fail)", async () => {
+    const edge = await startEdge({ maxClientConnections: 20, wsConnectionsPerAddress: 1000 }, (await stub()).port, {
+      edit: (conf) => conf.replace(/^\s*limit_conn chatgrid_total \d+;\n/gm, ""),
+    });
+    expect(edge.conf).not.toContain("limit_conn chatgrid_total");
+    await Promise.all(Array.from({ length: 200 }, (_, i) => openWs(wsUrl(edge.http), `127.0.5.${1 + (i % 50)}`)));
+    await until("nginx to log that it ran out", () => edge.errorLog().includes(RUN_OUT));
+  });
+
+  it("an idle WebSocket outlives clientTimeoutSeconds (1 s): upgraded sockets follow the 1 h proxy timeouts", async () => {
+    const edge = await startEdge({ clientTimeoutSeconds: 1 }, (await stub()).port);
+    const ws = opened(await openWs(wsUrl(edge.http), "127.0.0.31"));
+    let closed = false;
+    ws.on("close", () => (closed = true));
+    // The timeout is what is tested: idle for 2.5 times it.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(closed).toBe(false);
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+    expect(await echo(ws, "after a quiet while")).toBe("after a quiet while");
+  });
+
+  it("slow clients are cut after clientTimeoutSeconds with no response at all: slow request line, dripping headers, slow body, silence", async () => {
+    const edge = await startEdge({ clientTimeoutSeconds: 1 }, (await stub()).port);
+    const [line, headers, body, silence] = await Promise.all([
+      raw(edge.http, "GET /api/health HT", { localAddress: "127.0.0.41" }),
+      // The header timer runs from the first byte: a byte every 200 ms does not extend it.
+      raw(edge.http, "GET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: ", {
+        localAddress: "127.0.0.42",
+        dripEveryMs: 200,
+      }),
+      raw(edge.http, "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789", {
+        localAddress: "127.0.0.43",
+      }),
+      raw(edge.http, "", { localAddress: "127.0.0.44" }),
+    ]);
+    for (const cut of [line, headers, body, silence]) {
+      // No 408 or any byte: nginx drops a client that times out (its access log says 408).
+      expect(cut.bytes).toBe(0);
+      expect(cut.elapsedMs).toBeGreaterThanOrEqual(900);
+      expect(cut.elapsedMs).toBeLessThan(1000 + 1500);
+    }
+    // reset_timedout_connection: a timed-out request is reset, not closed; a connection that never sent a byte
+    // had no request yet and is closed.
+    expect([line.ended, headers.ended, body.ended]).toEqual(["reset", "reset", "reset"]);
+    expect(silence.ended).toBe("close");
+  });
+
+  it("a WebSocket client that stops reading while data waits for it is cut by send_timeout", async () => {
+    const gw = await stub();
+    const edge = await startEdge({ clientTimeoutSeconds: 1 }, gw.port);
+    const upstream = once(gw.wss, "connection") as Promise<[WebSocket]>;
+    const socket = connect({ host: "127.0.0.1", port: edge.http, localAddress: "127.0.0.51" });
+    clients.push({ terminate: () => socket.destroy() });
+    socket.on("error", () => undefined);
+    await once(socket, "connect");
+    socket.write(
+      `GET /ws/chat HTTP/1.1\r\nHost: 127.0.0.1:${edge.http}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    const [handshake] = (await once(socket, "data")) as [Buffer];
+    expect(handshake.toString("latin1")).toMatch(/^HTTP\/1\.1 101 /);
+    const [gatewaySide] = await upstream;
+    const gatewayClosed = once(gatewaySide, "close");
+    // A masked text frame "flood" (mask key 0: the payload stays as it is).
+    socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | 5, 0, 0, 0, 0]), Buffer.from("flood")]));
+    await once(socket, "data");
+    socket.pause();
+    const pausedAt = Date.now();
+    await within(10_000, gatewayClosed, "nginx to cut the socket that stopped reading");
+    const elapsed = Date.now() - pausedAt;
+    // Buffers fill first, then 1 s without progress.
+    expect(elapsed).toBeGreaterThanOrEqual(900);
+    expect(elapsed).toBeLessThan(10_000);
+  });
+
+  it("every error nginx answers itself is the protocol's JSON body with the security headers", async () => {
+    const webRoot = join(freshDir(), "web");
+    mkdirSync(join(webRoot, "assets"), { recursive: true });
+    writeFileSync(join(webRoot, "index.html"), "<!doctype html><title>chatgrid</title>");
+    writeFileSync(join(webRoot, "assets", "app.js"), "console.log('app');\n");
+    const edge = await startEdge({ apiRatePerSecond: 1, apiBurst: 0 }, (await stub()).port, { webRoot });
+    let address = 60;
+    const send = (request: string | Buffer) => raw(edge.http, request, { localAddress: `127.0.0.${address++}` });
+    const get = (path: string, headers = "") =>
+      `GET ${path} HTTP/1.1\r\nHost: x\r\n${headers}Connection: close\r\n\r\n`;
+
+    expectJsonError(await send("G@T / HTTP/1.1\r\nHost: x\r\n\r\n"), 400, "bad_request");
+    expectJsonError(await send("GET /api/health HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n"), 400, "bad_request");
+    expectJsonError(await send("GET /api/health HTTP/1.1\r\n\r\n"), 400, "bad_request");
+    expectJsonError(await send("GET /api/health HTTP/2.0\r\nHost: x\r\n\r\n"), 505, "bad_request");
+    expectJsonError(await send(get(`/api/${"a".repeat(LARGE_HEADER_BUFFER.bytes + 100)}`)), 414, "headers_too_large");
+    // One header line above a large buffer, and many lines that together fill every buffer: nginx's 494, sent as 431.
+    expectJsonError(
+      await send(get("/api/health", `X-Huge: ${"h".repeat(LARGE_HEADER_BUFFER.bytes + 100)}\r\n`)),
+      431,
+      "headers_too_large",
+    );
+    const many = Array.from(
+      { length: LARGE_HEADER_BUFFER.count * 3 },
+      (_, i) => `X-Many-${i}: ${"m".repeat(4000)}\r\n`,
+    );
+    expectJsonError(await send(get("/api/health", many.join(""))), 431, "headers_too_large");
+    const body = JSON.stringify({ message: "z".repeat(70_000) });
+    expectJsonError(
+      await send(
+        `POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      ),
+      413,
+      "payload_too_large",
+    );
+    expectJsonError(
+      await send("POST /api/chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
+      501,
+      "bad_request",
+    );
+    expectJsonError(
+      await send("POST /assets/app.js HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+      405,
+      "bad_request",
+    );
+    // A named location keeps the URI: without its empty `types`, this body would be typed by the .js extension.
+    expectJsonError(await send(get("/assets/missing.js")), 404, "not_found");
+
+    // The API's rate limit (1 r/s, no burst): the second request at once is refused, with Retry-After.
+    const limited = `127.0.0.${address++}`;
+    const first = await raw(edge.http, get("/api/health"), { localAddress: limited });
+    expect(first.status).toBe(200);
+    const second = await raw(edge.http, get("/api/health"), { localAddress: limited });
+    expectJsonError(second, 429, "rate_limited");
+    expect(headerValues(second, "retry-after")).toEqual(["1"]);
+    // Nothing answered with nginx's own HTML page.
+    expect(edge.errorLog()).not.toContain("empty URI");
+  });
+
+  it("an unreachable gateway is 503 unavailable JSON on the API and on the WebSocket (nginx's own 502)", async () => {
+    const closed = await freePort();
+    const edge = await startEdge({}, closed);
+    expectJsonError(
+      await raw(edge.http, "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+      503,
+      "unavailable",
+    );
+    expectRefused(await openWs(wsUrl(edge.http), "127.0.0.81"), 503, "unavailable");
+    expect(edge.errorLog()).toContain("connect() failed");
+  });
+
+  it("the access log has no token: not from the query string, not from Authorization", async () => {
+    const edge = await startEdge({}, (await stub()).port, { accessLog: true });
+    const secret = "SECRET-a1b2c3";
+    const api = await raw(
+      edge.http,
+      `GET /api/history?conversationId=c1&token=${secret} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${secret}\r\nConnection: close\r\n\r\n`,
+    );
+    // The gateway got the query: only the log leaves it out.
+    expect(JSON.parse(api.body).path).toBe(`/api/history?conversationId=c1&token=${secret}`);
+    const ws = opened(await openWs(wsUrl(edge.http, `?token=${secret}`), "127.0.0.91"));
+    ws.close();
+    await once(ws, "close");
+    await raw(edge.http, `GET /api/history?token=${secret} HTTP/2.0\r\nHost: x\r\n\r\n`);
+    // nginx writes a line after it answered: wait for the last request's (the start probe's /healthz is first).
+    await until("the 505's access log line", () => / 505 /.test(edge.accessLog()));
+    const log = edge.accessLog();
+    expect(log).toContain('"GET /api/history HTTP/1.1" 200 ');
+    expect(log).toContain('"GET /ws/chat HTTP/1.1" 101 ');
+    expect(log).toMatch(/" 505 /);
+    expect(log).not.toContain(secret);
+    expect(log).not.toContain("Bearer");
+  });
+
+  it("the web client, the API and nginx's errors carry the security headers, once each, on both public ports", async () => {
+    const webRoot = join(freshDir(), "web");
+    mkdirSync(join(webRoot, "assets"), { recursive: true });
+    writeFileSync(join(webRoot, "index.html"), "<!doctype html><title>chatgrid</title>");
+    writeFileSync(join(webRoot, "assets", "app.js"), "console.log('app');\n");
+    const edge = await startEdge({}, (await stub()).port, { webRoot });
+    for (const port of [edge.http, edge.web]) {
+      for (const [path, status] of [
+        ["/", 200],
+        ["/a/route/of/the/app", 200],
+        ["/assets/app.js", 200],
+        ["/assets/missing.js", 404],
+        ["/api/health", 200],
+      ] as const) {
+        const response = await raw(port, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+        expect(response.status, path).toBe(status);
+        for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+          expect(headerValues(response, name.toLowerCase()), `${name} on ${path}`).toEqual([value]);
+        }
+        if (path === "/assets/app.js") {
+          expect(headerValues(response, "cache-control")).toEqual(["public, max-age=31536000, immutable"]);
+        }
+      }
+    }
+    expect(SECURITY_HEADERS["Content-Security-Policy"]).toBe(CONTENT_SECURITY_POLICY);
+  });
+});
+
+describe("maxClientConnectionsWithin", () => {
+  it("gives the largest client count whose connection budget fits the file limit", () => {
+    for (const files of [1024, 20_000, 65_536, 1_048_576]) {
+      const clients = maxClientConnectionsWithin(files);
+      expect(connectionBudget(clients).rlimitNofile).toBeLessThanOrEqual(files);
+      expect(connectionBudget(clients + 1).rlimitNofile).toBeGreaterThan(files);
+    }
   });
 });

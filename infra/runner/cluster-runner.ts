@@ -1,8 +1,15 @@
+import { spawnSync } from "node:child_process";
 import { chmodSync, cpSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { renderNginxConf } from "../nginx/render";
-import { deriveTopology, parseTopologyConfig, type Topology, type TopologyConfigInput } from "../topology";
+import { maxClientConnectionsWithin, renderNginxConf } from "../nginx/render";
+import {
+  deriveTopology,
+  parseTopologyConfig,
+  type Topology,
+  type TopologyConfig,
+  type TopologyConfigInput,
+} from "../topology";
 import { binaryPath, ensureBinaries } from "./binaries";
 import { httpText, httpUp, redisPing } from "./health";
 import { ensureKafkaJars, kafkaReady, prepareKafkaBroker } from "./kafka";
@@ -146,7 +153,7 @@ export class ClusterRunner {
 
   static async start(options: ClusterOptions): Promise<ClusterRunner> {
     const log = options.log ?? (() => undefined);
-    const config = parseTopologyConfig(options.topology ?? {});
+    const config = fitOpenFiles(parseTopologyConfig(options.topology ?? {}), log);
     const useNginx = options.nginx ?? true;
     const maxmemory = options.redisMaxMemory ?? DEFAULT_REDIS_MAXMEMORY;
     requireRedisMemory("redisMaxMemory", maxmemory);
@@ -488,6 +495,19 @@ export class ClusterRunner {
   private killAll(): void {
     for (const p of this.processes.values()) p.killNow();
   }
+}
+
+/**
+ * nginx cannot raise its file limit above this machine's hard limit (`ulimit -Hn`), and says so at every start:
+ * the process target admits only as many client connections as that limit carries.
+ */
+function fitOpenFiles(config: TopologyConfig, log: (line: string) => void): TopologyConfig {
+  const hard = Number(spawnSync("sh", ["-c", "ulimit -Hn"], { encoding: "utf8" }).stdout.trim());
+  if (!Number.isInteger(hard) || hard <= 0) return config; // "unlimited", or no shell
+  const fitted = maxClientConnectionsWithin(hard);
+  if (config.maxClientConnections <= fitted) return config;
+  log(`nginx admits ${fitted} client connections, not ${config.maxClientConnections}: the open-file limit is ${hard}`);
+  return { ...config, maxClientConnections: fitted };
 }
 
 /** nginx's temp dirs under its runtime dir (infra/nginx/render.ts names them after the directives). */

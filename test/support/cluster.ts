@@ -68,6 +68,8 @@ export class TestCluster {
       topology: {
         gatewayNodes: options.gateways,
         aiNodes: options.aiNodes,
+        // Tests open hundreds of sockets from 127.0.0.1; nginx's per-address limit is tested on its own.
+        wsConnectionsPerAddress: 10_000,
         provider: {
           kind: "demo",
           demoTokensPerSecond: Number(DEMO_TOKENS_PER_SECOND),
