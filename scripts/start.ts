@@ -124,7 +124,7 @@ chatgrid is up (${runner.topology.gateways.length} gateways, ${runner.topology.a
   chat API + WebSocket  ${info.urls.chat}   (POST /api/sessions, /api/chat, WS /ws/chat)
   web client            ${info.urls.web}
   nginx stub_status     ${info.urls.metrics}
-  redis                 ${info.redisUrl}   (${redisAuth(runner.options.redisUrl, info.secretsDir)})
+  redis                 ${info.redisUrl}   (${redisAuth(runner.options.redisUrl, runner.redisPassword, info.secretsDir)})
   cluster secret        ${join(info.secretsDir, SECRET_FILES.clusterSecret)}
   kafka                 ${info.kafkaBrokers ?? "off"}   (npm run events tails the events)
   state, logs           ${stateDir}/ (cluster.json, logs/)
@@ -135,9 +135,9 @@ npm run ps shows this table again; Ctrl-C stops everything.`;
 }
 
 /** Where the Redis password is, never the password. */
-function redisAuth(externalUrl: string | undefined, secrets: string): string {
+function redisAuth(externalUrl: string | undefined, password: string | undefined, secrets: string): string {
   if (!externalUrl) return `password in ${join(secrets, SECRET_FILES.redisPassword)}`;
-  return process.env.REDIS_PASSWORD ? "password from REDIS_PASSWORD" : "no REDIS_PASSWORD given";
+  return password ? "password given (REDIS_PASSWORD)" : "no password given (REDIS_PASSWORD)";
 }
 
 export function table(

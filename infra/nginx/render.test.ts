@@ -861,6 +861,14 @@ describe("the rendered nginx, attacked (a real nginx in front of a stub gateway)
     const second = await raw(edge.http, get("/api/health"), { localAddress: limited });
     expectJsonError(second, 429, "rate_limited");
     expect(headerValues(second, "retry-after")).toEqual(["1"]);
+    // Cancel has a bucket of its own: the same address, over its API rate, still reaches a gateway to stop answers.
+    const cancel = await raw(
+      edge.http,
+      "POST /api/cancel HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+      { localAddress: limited },
+    );
+    expect(cancel.status).toBe(200);
+    expect(JSON.parse(cancel.body).path).toBe("/api/cancel");
     // Nothing answered with nginx's own HTML page.
     expect(edge.errorLog()).not.toContain("empty URI");
   });

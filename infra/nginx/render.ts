@@ -222,6 +222,17 @@ ${headerLines("      ", { "Cache-Control": "public, max-age=31536000, immutable"
       proxy_set_header X-Forwarded-Proto $scheme;`;
 
   const burst = config.apiBurst > 0 ? ` burst=${config.apiBurst} nodelay` : "";
+  const apiProxy = `      proxy_pass http://chatgrid_gateways;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+${proxyHeaders}
+      proxy_connect_timeout 2s;
+      proxy_read_timeout 60s;
+      # Only connection failures move to another gateway (any of them, within 5 s): a POST that reached a gateway
+      # is never sent twice.
+      proxy_next_upstream error timeout;
+      proxy_next_upstream_tries 0;
+      proxy_next_upstream_timeout 5s;`;
   const entry = `    # The protocol's 64 KiB body limit, enforced at the edge too.
     client_max_body_size 64k;
 
@@ -239,17 +250,13 @@ ${headerLines("    ")}
 
     location /api/ {
       limit_req zone=chatgrid_api${burst};
-      proxy_pass http://chatgrid_gateways;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-${proxyHeaders}
-      proxy_connect_timeout 2s;
-      proxy_read_timeout 60s;
-      # Only connection failures move to another gateway (any of them, within 5 s): a POST that reached a gateway
-      # is never sent twice.
-      proxy_next_upstream error timeout;
-      proxy_next_upstream_tries 0;
-      proxy_next_upstream_timeout 5s;
+${apiProxy}
+    }
+
+    # Cancel has a bucket of its own: an address over its API rate can still stop its answers.
+    location = /api/cancel {
+      limit_req zone=chatgrid_cancel${burst};
+${apiProxy}
     }
 
     location /ws/ {
@@ -330,6 +337,7 @@ ${temp}
 
   # Per client address on the REST API; WebSocket upgrades are not counted here (the gateway limits frames).
   limit_req_zone $binary_remote_addr zone=chatgrid_api:10m rate=${config.apiRatePerSecond}r/s;
+  limit_req_zone $binary_remote_addr zone=chatgrid_cancel:10m rate=${config.apiRatePerSecond}r/s;
   limit_req_status 429;
   # Open WebSockets per client address, and every client request together (one constant key).
   limit_conn_zone $binary_remote_addr zone=chatgrid_ws_address:10m;

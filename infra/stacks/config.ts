@@ -14,7 +14,7 @@ export interface StackConfig {
   topology: TopologyConfig;
   /** Publish Redis (6379) and Kafka (9092) on the host, for redis-cli and Kafka tools. Off by default. */
   debugPorts: boolean;
-  /** The second, explicit setting that debug ports need before they follow a `publishAddress` of 0.0.0.0. */
+  /** The second, explicit setting debug ports need before they follow a `publishAddress` other than loopback. */
   debugPortsOnAllInterfaces: boolean;
   /** Host address the published ports bind to. */
   publishAddress: string;
@@ -113,9 +113,12 @@ export function parseStackConfig(raw: Record<string, string | undefined>): Stack
   if (problems.length === 0 && parsed.success) {
     const c = parsed.data;
     const debugPorts = c.debugPorts ?? false;
-    if (debugPorts && (c.publishAddress ?? "127.0.0.1") === "0.0.0.0" && c.debugPortsOnAllInterfaces !== true) {
+    // Any address but loopback (0.0.0.0, a LAN or public address) puts Redis and Kafka within others' reach.
+    const address = c.publishAddress ?? "127.0.0.1";
+    if (debugPorts && !address.startsWith("127.") && c.debugPortsOnAllInterfaces !== true) {
+      const where = address === "0.0.0.0" ? "on every interface" : "beyond this machine";
       problems.push(
-        `${CONFIG_NAMESPACE}:debugPorts: would publish Redis and Kafka on every interface (${CONFIG_NAMESPACE}:publishAddress is 0.0.0.0); set ${CONFIG_NAMESPACE}:debugPortsOnAllInterfaces true to mean it, or turn ${CONFIG_NAMESPACE}:debugPorts off`,
+        `${CONFIG_NAMESPACE}:debugPorts: would publish Redis and Kafka ${where} (${CONFIG_NAMESPACE}:publishAddress is ${address}); set ${CONFIG_NAMESPACE}:debugPortsOnAllInterfaces true to mean it, or turn ${CONFIG_NAMESPACE}:debugPorts off`,
       );
     }
     const published: [string, number][] = [

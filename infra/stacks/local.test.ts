@@ -720,6 +720,10 @@ describe("invalid configurations fail before anything is created, naming the key
       line: "chatgrid:debugPorts: would publish Redis and Kafka on every interface",
     },
     {
+      raw: { debugPorts: "true", publishAddress: "192.168.1.20" },
+      line: "chatgrid:debugPorts: would publish Redis and Kafka beyond this machine (chatgrid:publishAddress is 192.168.1.20); set chatgrid:debugPortsOnAllInterfaces true to mean it, or turn chatgrid:debugPorts off",
+    },
+    {
       raw: { debugPortsOnAllInterfaces: "yes" },
       line: 'chatgrid:debugPortsOnAllInterfaces: expected true or false (got "yes")',
     },

@@ -1,9 +1,10 @@
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { keys, registrationMac, SIGNATURE_HEADER, signRequest } from "@chatgrid/broker";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
 import { ChatClient } from "../support/chat-client";
 import { TestCluster } from "../support/cluster";
 import { type ClientStream, expectExactAnswers } from "../support/streams";
@@ -21,6 +22,8 @@ const LIMITS = {
   SESSION_RATE_BURST: "8",
   SESSION_CREATE_RATE_LIMIT: "6",
   SESSION_CREATE_RATE_BURST: "6",
+  MESSAGE_CHARS_PER_ADDRESS: "1000",
+  MESSAGE_CHARS_BURST: "64000",
 };
 /** Long enough to still run while a test takes its next steps (tokens at TEST_ENV's 50/s). */
 const LONG = "[demo:tokens=400] a long answer";
@@ -50,6 +53,23 @@ async function sessionAt(n: number, host = 1): Promise<ChatClient> {
 async function metric(url: string, line: RegExp): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return Number(line.exec(text)?.[1] ?? 0);
+}
+
+/** Opens a socket from `localAddress`, says hello without a token: 101 when welcomed, else the close code. */
+async function helloWithoutToken(localAddress: string): Promise<number> {
+  const ws = new WebSocket(`${cluster.entryUrl.replace(/^http/, "ws")}/ws/chat`, { localAddress });
+  ws.on("error", () => undefined);
+  const outcome = new Promise<number>((resolve) => {
+    ws.on("message", (data) => {
+      if ((JSON.parse(data.toString()) as { type: string }).type === "welcome") resolve(101);
+    });
+    ws.on("close", (code) => resolve(code));
+    ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+  });
+  ws.on("open", () => ws.send(JSON.stringify({ type: "hello" })));
+  const code = await outcome;
+  ws.terminate();
+  return code;
 }
 
 const gatewayMetricsUrl = (index: number) => {
@@ -99,6 +119,34 @@ describe("concurrent answers are capped per session and per address, across gate
       (await metric(gatewayMetricsUrl(0), /^chatgrid_limit_refusals_total\{limit="streams_address"\} (\d+)/m)) +
         (await metric(gatewayMetricsUrl(1), /^chatgrid_limit_refusals_total\{limit="streams_address"\} (\d+)/m)),
     ).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("who is an address", () => {
+  it("an X-Real-IP a client sends itself is overwritten by nginx: spoofing it does not buy fresh buckets", async () => {
+    const statuses = [];
+    for (let i = 0; i < 7; i++) {
+      const client = new ChatClient(cluster.entryUrl, address(13));
+      const spoof = { "x-real-ip": `198.51.100.${i + 1}`, "x-forwarded-for": `198.51.100.${i + 1}` };
+      statuses.push((await client.request("POST", "/api/sessions", undefined, spoof)).status);
+    }
+    // SESSION_CREATE_RATE_BURST is 6 for the one real address, whatever the headers say.
+    expect(statuses).toEqual([201, 201, 201, 201, 201, 201, 429]);
+  });
+
+  it("an address's message characters come out of one budget (MESSAGE_CHARS_BURST), then 429", async () => {
+    const client = await sessionAt(14);
+    const long = (n: number) => `[demo:tokens=2] ${n} ${"x".repeat(31_000)}`;
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push(await client.request("POST", "/api/chat", { message: long(i) }));
+    expect(statuses.map((r) => r.status)).toEqual([202, 202, 429]);
+    expect(statuses[2]!.body.error).toEqual({
+      code: "rate_limited",
+      message: "this address sent too much text; retry later",
+    });
+    expect(Number(statuses[2]!.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    // A short message still fits in what is left.
+    expect((await client.request("POST", "/api/chat", { message: "[demo:tokens=2] hi" })).status).toBe(202);
   });
 });
 
@@ -219,17 +267,24 @@ describe("the internal surface: only holders of the cluster secret act as nodes"
   });
 
   it("Redis refuses a client without the password", async () => {
-    // No ready check: it would fail on NOAUTH and close the connection before our command is answered.
-    const anonymous = new Redis(cluster.redisUrl, {
-      lazyConnect: true,
-      enableReadyCheck: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
+    // A raw connection: what anyone who reaches the port can send, without a client library's handshake.
+    const port = Number(new URL(cluster.redisUrl).port);
+    const socket = connect(port, "127.0.0.1");
+    await once(socket, "connect");
+    socket.write(`ZADD ${keys.aiNodes()} 9999999999999 forged\r\nGET ${keys.aiNodes()}\r\n`);
+    let reply = "";
+    await new Promise<void>((resolve) => {
+      socket.on("data", (data: Buffer) => {
+        reply += data.toString();
+        if (reply.split("\r\n").filter(Boolean).length >= 2) resolve();
+      });
     });
-    anonymous.on("error", () => undefined);
-    await anonymous.connect().catch(() => undefined);
-    await expect(anonymous.get(keys.aiNodes())).rejects.toThrow(/NOAUTH|Authentication required/);
-    anonymous.disconnect();
+    socket.destroy();
+    expect(reply.split("\r\n").filter(Boolean)).toEqual([
+      expect.stringMatching(/^-NOAUTH/),
+      expect.stringMatching(/^-NOAUTH/),
+    ]);
+    expect(await redis.zscore(keys.aiNodes(), "forged")).toBeNull();
   });
 });
 
@@ -244,6 +299,8 @@ describe("one address attacking does not cost the other users anything", () => {
         const client = new ChatClient(cluster.entryUrl, address(60, host));
         const session = await client.request("POST", "/api/sessions");
         results.push(session.status);
+        // Sockets that ask for new sessions too (refused past the address's session budget with 4429).
+        results.push(await helloWithoutToken(address(60, host)));
         if (session.status !== 201) continue;
         client.token = session.body.token as string;
         for (let i = 0; i < 4; i++) results.push((await client.request("POST", "/api/chat", { message: LONG })).status);
@@ -260,7 +317,8 @@ describe("one address attacking does not cost the other users anything", () => {
     await expectExactAnswers(streams);
     // The attack was refused by its limits, not by luck.
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
-    expect(statuses.filter((s) => s >= 500)).toEqual([]);
+    expect(statuses.filter((s) => s >= 500 && s < 1000)).toEqual([]);
+    expect(statuses.filter((s) => s === 4429).length).toBeGreaterThan(0);
     for (const victim of victims) victim.close();
   });
 });

@@ -89,7 +89,10 @@ describe("the web client under its Content-Security-Policy, in Chromium, behind 
     expect(assets.some((r) => r.url().endsWith(".css"))).toBe(true);
     for (const asset of assets) expectSecurityHeaders(asset, asset.url());
     // The app's own API calls (the conversation list) pass through nginx with them too.
-    const api = responses.find((r) => new URL(r.url()).pathname.startsWith("/api/"));
+    // The conversation list is loaded after the socket's welcome: it may still be on its way.
+    const isApi = (r: Response) => new URL(r.url()).pathname.startsWith("/api/");
+    const api =
+      responses.find(isApi) ?? (await page.waitForResponse(isApi, { timeout: STEP_MS }).catch(() => undefined));
     expect(api, "the page made no API call").toBeDefined();
     expectSecurityHeaders(api!, api!.url());
     // The API's own error bodies too (a JSON 401 from a gateway, passed through nginx).

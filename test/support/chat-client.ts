@@ -236,12 +236,19 @@ export class ChatClient {
     return accepted;
   }
 
+  /** The whole conversation: every page, newest first, put back in order. */
   async history(conversationId: string) {
-    const response = await this.request("GET", `/api/history?conversationId=${encodeURIComponent(conversationId)}`);
-    if (response.status !== 200) throw new Error(`history: ${response.status}`);
-    return response.body as unknown as {
-      conversationId: string;
-      messages: { id: string; role: string; content: string; status: string; streamId?: string }[];
-    };
+    type Message = { id: string; role: string; content: string; status: string; streamId?: string };
+    const pages: Message[][] = [];
+    let cursor: string | undefined;
+    do {
+      const query = new URLSearchParams({ conversationId, limit: "200", ...(cursor ? { cursor } : {}) });
+      const response = await this.request("GET", `/api/history?${query}`);
+      if (response.status !== 200) throw new Error(`history: ${response.status}`);
+      const page = response.body as unknown as { messages: Message[]; nextCursor?: string };
+      pages.unshift(page.messages);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return { conversationId, messages: pages.flat() };
   }
 }

@@ -62,3 +62,34 @@ describe("AI app error handler", () => {
     expect((await metrics.httpErrors.get()).values[0]?.value).toBe(1);
   });
 });
+
+describe("dispatch credentials", () => {
+  const post = (app: ReturnType<typeof failingApp>["app"], body: string, headers: Record<string, string>) =>
+    app.request("/v1/streams", { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+
+  it("refuses a call without a well-formed signature with 401, counted by why", async () => {
+    const { app, metrics, launched } = failingApp();
+    const body = JSON.stringify({ streamId: "st_abc", attempt: 1 });
+    expect((await post(app, body, {})).status).toBe(401);
+    expect((await post(app, body, { [SIGNATURE_HEADER]: "Bearer secret" })).status).toBe(401);
+    const stale = signRequest(SECRET, "POST", "/v1/streams", body, Date.now() - 60_000);
+    expect((await post(app, body, { [SIGNATURE_HEADER]: stale })).status).toBe(401);
+    const foreign = signRequest("f".repeat(32), "POST", "/v1/streams", body);
+    const refused = await post(app, body, { [SIGNATURE_HEADER]: foreign });
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("unauthorized");
+    const text = await metrics.registry.metrics();
+    for (const reason of ["missing", "malformed", "stale", "bad_signature"]) {
+      expect(text).toMatch(new RegExp(`^chatgrid_ai_unauthorized_dispatches_total\\{reason="${reason}"\\} 1$`, "m"));
+    }
+    expect(launched).toEqual([]);
+  });
+
+  it("reads no body past 4 KiB, even with a signature of the right shape", async () => {
+    const { app, launched } = failingApp();
+    const body = JSON.stringify({ streamId: "st_abc", attempt: 1, padding: "x".repeat(10_000) });
+    const response = await post(app, body, { [SIGNATURE_HEADER]: signRequest(SECRET, "POST", "/v1/streams", body) });
+    expect(response.status).toBe(413);
+    expect(launched).toEqual([]);
+  });
+});

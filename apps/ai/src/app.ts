@@ -1,6 +1,14 @@
-import { type Logger, SIGNATURE_HEADER, type StreamStore, verifyRequest } from "@chatgrid/broker";
+import {
+  type Logger,
+  SIGNATURE_FORMAT,
+  SIGNATURE_HEADER,
+  type SignatureCheck,
+  type StreamStore,
+  verifyRequest,
+} from "@chatgrid/broker";
 import { type AiHealthResponse, DispatchRequestSchema, type DispatchResponse, ErrorCode } from "@chatgrid/protocol";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { AiMetrics } from "./metrics";
 
 export interface AiAppDeps {
@@ -22,47 +30,69 @@ export interface AiAppDeps {
 
 const error = (code: string, message: string) => ({ error: { code, message } });
 
+/** A dispatch body is `{"streamId","attempt"}`: anything near this size is not one. */
+const DISPATCH_MAX_BYTES = 4096;
+
 /** The AI node's internal HTTP API (never exposed publicly): dispatch, health, metrics. */
 export function createAiApp(deps: AiAppDeps): Hono {
   const app = new Hono();
 
-  app.post("/v1/streams", async (c) => {
-    const text = await c.req.text();
-    const signature = verifyRequest(deps.clusterSecret, c.req.header(SIGNATURE_HEADER), "POST", "/v1/streams", text);
-    if (signature !== "ok") {
-      deps.metrics.dispatches.inc({ result: "unauthorized" });
-      deps.metrics.unauthorizedDispatches.inc({ reason: signature });
-      return c.json(error(ErrorCode.unauthorized, "this call needs a valid node signature"), 401);
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      return c.json(error(ErrorCode.badRequest, "body is not JSON"), 400);
-    }
-    const parsed = DispatchRequestSchema.safeParse(body);
-    if (!parsed.success) return c.json(error(ErrorCode.badRequest, parsed.error.issues[0]?.message ?? "invalid"), 400);
-    if (deps.draining()) {
-      deps.metrics.dispatches.inc({ result: "draining" });
-      return c.json(error("draining", `${deps.node} is shutting down`), 503);
-    }
-    if (!deps.redisReady()) {
-      deps.metrics.dispatches.inc({ result: "redis_down" });
-      return c.json(error(ErrorCode.unavailable, "Redis is unreachable"), 503);
-    }
-    if (deps.running() >= deps.maxConcurrent) {
-      deps.metrics.dispatches.inc({ result: "busy" });
-      return c.json(error("busy", `${deps.node} runs ${deps.maxConcurrent} streams already`), 503);
-    }
-    const { streamId, attempt } = parsed.data;
-    const claim = await deps.store.claim(streamId, attempt, deps.node);
-    deps.metrics.dispatches.inc({ result: claim.status });
-    if (claim.status === "unknown") return c.json(error(ErrorCode.streamUnknown, "no such stream"), 404);
-    const response: DispatchResponse = { streamId, node: deps.node, status: claim.status };
-    if (claim.status !== "claimed") return c.json(response, 409);
-    deps.launch(streamId, attempt, claim.cancelRequested);
-    return c.json(response, 202);
-  });
+  const unauthorized = (c: Context, reason: SignatureCheck) => {
+    deps.metrics.dispatches.inc({ result: "unauthorized" });
+    deps.metrics.unauthorizedDispatches.inc({ reason });
+    return c.json(error(ErrorCode.unauthorized, "this call needs a valid node signature"), 401);
+  };
+
+  app.post(
+    "/v1/streams",
+    // A caller without a well-formed signature is refused before its body is read, and no body is read past 4 KiB
+    // (a dispatch is about 60 bytes): reaching the port costs the node nothing.
+    async (c, next) => {
+      const header = c.req.header(SIGNATURE_HEADER);
+      if (!header) return unauthorized(c, "missing");
+      if (!SIGNATURE_FORMAT.test(header)) return unauthorized(c, "malformed");
+      await next();
+    },
+    bodyLimit({
+      maxSize: DISPATCH_MAX_BYTES,
+      onError: (c) =>
+        c.json(error(ErrorCode.payloadTooLarge, `dispatch bodies are at most ${DISPATCH_MAX_BYTES} bytes`), 413),
+    }),
+    async (c) => {
+      const text = await c.req.text();
+      const signature = verifyRequest(deps.clusterSecret, c.req.header(SIGNATURE_HEADER), "POST", "/v1/streams", text);
+      if (signature !== "ok") return unauthorized(c, signature);
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return c.json(error(ErrorCode.badRequest, "body is not JSON"), 400);
+      }
+      const parsed = DispatchRequestSchema.safeParse(body);
+      if (!parsed.success)
+        return c.json(error(ErrorCode.badRequest, parsed.error.issues[0]?.message ?? "invalid"), 400);
+      if (deps.draining()) {
+        deps.metrics.dispatches.inc({ result: "draining" });
+        return c.json(error("draining", `${deps.node} is shutting down`), 503);
+      }
+      if (!deps.redisReady()) {
+        deps.metrics.dispatches.inc({ result: "redis_down" });
+        return c.json(error(ErrorCode.unavailable, "Redis is unreachable"), 503);
+      }
+      if (deps.running() >= deps.maxConcurrent) {
+        deps.metrics.dispatches.inc({ result: "busy" });
+        return c.json(error("busy", `${deps.node} runs ${deps.maxConcurrent} streams already`), 503);
+      }
+      const { streamId, attempt } = parsed.data;
+      const claim = await deps.store.claim(streamId, attempt, deps.node);
+      deps.metrics.dispatches.inc({ result: claim.status });
+      if (claim.status === "unknown") return c.json(error(ErrorCode.streamUnknown, "no such stream"), 404);
+      const response: DispatchResponse = { streamId, node: deps.node, status: claim.status };
+      if (claim.status !== "claimed") return c.json(response, 409);
+      deps.launch(streamId, attempt, claim.cancelRequested);
+      return c.json(response, 202);
+    },
+  );
 
   app.get("/health", (c) => {
     const redis = deps.redisReady() ? "up" : "down";

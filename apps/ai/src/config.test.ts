@@ -106,6 +106,9 @@ describe("loadAiConfig", () => {
     ["MAX_ANSWER_CHARS", "many"],
     ["CONTEXT_MAX_CHARS", "-1"],
     ["CONTEXT_MAX_MESSAGES", "0"],
+    // Above a timer's range a deadline would fire at once: every answer would time out.
+    ["STREAM_MAX_DURATION_MS", "2147483648"],
+    ["CLUSTER_SECRET", "too-short"],
   ])("%s=%s is refused with a message naming the variable", (name, value) => {
     const error = errorOf(() => load({ [name]: value }));
     expect(error.message).toContain(name);

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ConversationStore, Logger, StreamEventInput, StreamStore } from "@chatgrid/broker";
+import type { ConversationStore, Logger, SlotKeys, StreamEventInput, StreamStore } from "@chatgrid/broker";
 import type { EventProducer } from "@chatgrid/events";
 import { ErrorCode, type Usage } from "@chatgrid/protocol";
 import { Coalescer } from "./coalescer";
@@ -52,6 +52,8 @@ export class StreamRun {
   /** Set when a bound stopped the answer (only while nothing else had stopped it). */
   private bound: AnswerBound | undefined;
   private sessionId = "";
+  /** The stream's concurrency slots, freed by its `done`. */
+  private slots: SlotKeys | undefined;
   private seq = -1;
   private readonly startedAt = performance.now();
   private firstChunkAt: number | undefined;
@@ -86,6 +88,7 @@ export class StreamRun {
       if (!meta) return;
       this.sessionId = meta.sessionId;
       this.seq = meta.seq;
+      this.slots = meta.slots;
       if (cancelRequested) {
         if (this.seq < 0) await this.append(this.startEvent(meta.conversationId, meta.messageId));
         await this.append({ kind: "done", finishReason: "cancelled" });
@@ -298,7 +301,14 @@ export class StreamRun {
     const deadline = Date.now() + this.deps.publishRetryMs;
     for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
       try {
-        const outcome = await this.deps.store.append(this.streamId, this.attempt, this.sessionId, seq, event);
+        const outcome = await this.deps.store.append(
+          this.streamId,
+          this.attempt,
+          this.sessionId,
+          seq,
+          event,
+          this.slots,
+        );
         if (!outcome.ok) {
           this.stop("lost");
           throw new LostStream(outcome.reason);

@@ -10,6 +10,7 @@ import { clientAddress } from "./http/client-address";
 import type { ApiDeps, ApiEnv } from "./http/context";
 import { apiError } from "./http/errors";
 import { isOriginAllowed } from "./http/origin";
+import { refuse } from "./http/refuse";
 import { cancelRoutes } from "./routes/cancel";
 import { chatRoutes } from "./routes/chat";
 import { healthHandler } from "./routes/health";
@@ -67,10 +68,8 @@ export function registerGatewayRoutes(
     // New sessions cost Redis memory for days: bounded per address, like a hello without a token.
     const decision = await deps.sessionCreateLimiter.check(c.get("clientAddress"));
     if (!decision.allowed) {
-      deps.metrics.limitRefusals.inc({ limit: "session_create" });
-      return apiError(c, 429, ErrorCode.rateLimited, "too many new sessions from this address", {
-        "retry-after": String(decision.retryAfterSeconds),
-      });
+      const message = "too many new sessions from this address";
+      return refuse(c, deps, "session_create", ErrorCode.rateLimited, message, decision.retryAfterSeconds);
     }
     const session = await deps.sessions.create();
     deps.events.emit({ type: "session.opened", sessionId: session.sessionId, via: "rest", created: true });

@@ -80,6 +80,15 @@ describe("loadGatewayConfig", () => {
     expect(error.message).toContain("invalid configuration");
   });
 
+  it("refuses to start without the cluster secret, or with one too short to be a secret", () => {
+    expect(errorOf(() => loadGatewayConfig({})).message).toContain(
+      "CLUSTER_SECRET: required: a random secret of at least 32 characters shared by every node",
+    );
+    expect(errorOf(() => load({ CLUSTER_SECRET: "x".repeat(31) })).message).toContain(
+      "CLUSTER_SECRET: at least 32 characters",
+    );
+  });
+
   it("names every bad variable in one message", () => {
     const error = errorOf(() => load({ PORT: "abc", REDIS_URL: "http://x" }));
     expect(error.message).toContain("PORT");

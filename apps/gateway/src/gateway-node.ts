@@ -102,6 +102,11 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
       periodMs: config.SESSION_CREATE_RATE_WINDOW_MS,
       burst: config.SESSION_CREATE_RATE_BURST,
     }),
+    messageCharsLimiter: new RateLimiter(redis, "chars", {
+      rate: config.MESSAGE_CHARS_PER_ADDRESS,
+      periodMs: config.MESSAGE_CHARS_WINDOW_MS,
+      burst: config.MESSAGE_CHARS_BURST,
+    }),
     slots: new StreamSlots(
       redis,
       { perSession: config.STREAMS_PER_SESSION, perAddress: config.STREAMS_PER_ADDRESS },

@@ -92,11 +92,14 @@ export class TakeoverSweeper {
   private async end(streamId: string, attempt: number, finishReason: "cancelled" | "error", error?: StreamError) {
     const meta = await this.options.store.meta(streamId);
     if (!meta) return;
-    const outcome = await this.options.store.append(streamId, attempt, meta.sessionId, meta.seq + 1, {
-      kind: "done",
-      finishReason,
-      ...(error ? { error } : {}),
-    });
+    const outcome = await this.options.store.append(
+      streamId,
+      attempt,
+      meta.sessionId,
+      meta.seq + 1,
+      { kind: "done", finishReason, ...(error ? { error } : {}) },
+      meta.slots,
+    );
     if (!outcome.ok) return;
     const ids = { sessionId: meta.sessionId, streamId, attempt };
     if (error) this.options.events.emit({ type: "stream.failed", ...ids, error });

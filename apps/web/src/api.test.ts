@@ -16,12 +16,21 @@ const message = (i: number): HistoryMessage => ({
  * The server's paging as docs/protocol.md "History pages" describes it, over an in-memory list: the cursor is the
  * index of the oldest message of the page sent (here in the clear; to clients it is opaque).
  */
-function pagingServer(list: HistoryMessage[], options: { beforeEachPage?: (page: number) => void } = {}) {
+function pagingServer(
+  list: HistoryMessage[],
+  options: { beforeEachPage?: (page: number) => void; rateLimitFrom?: number } = {},
+) {
   const requests: URL[] = [];
   const fetchFn = (async (input: string | URL | Request) => {
     const url = new URL(String(input), "http://chat.example");
     requests.push(url);
     options.beforeEachPage?.(requests.length);
+    if (options.rateLimitFrom !== undefined && requests.length >= options.rateLimitFrom) {
+      return new Response(JSON.stringify({ error: { code: "rate_limited", message: "slow down" } }), {
+        status: 429,
+        headers: { "retry-after": "1" },
+      });
+    }
     if (url.searchParams.get("conversationId") !== "conv_1") {
       return new Response(JSON.stringify({ error: { code: "not_found", message: "no such conversation" } }), {
         status: 404,
@@ -42,6 +51,14 @@ function pagingServer(list: HistoryMessage[], options: { beforeEachPage?: (page:
 }
 
 describe("Api.history reads a whole conversation through pages", () => {
+  it("keeps the newest pages when the session's rate runs out part-way (429), and fails on a first-page 429", async () => {
+    const list = Array.from({ length: 900 }, (_, i) => message(i));
+    const { api } = pagingServer(list, { rateLimitFrom: 3 });
+    expect((await api.history("conv_1")).messages).toEqual(list.slice(500));
+    const refused = pagingServer(list, { rateLimitFrom: 1 });
+    await expect(refused.api.history("conv_1")).rejects.toBeInstanceOf(ApiError);
+  });
+
   it("follows nextCursor from the newest page to the oldest and returns every message once, in order", async () => {
     const list = Array.from({ length: 450 }, (_, i) => message(i));
     const { api, requests } = pagingServer(list);

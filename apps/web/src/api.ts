@@ -37,7 +37,7 @@ interface SafeParser<T> {
 
 const REQUEST_TIMEOUT_MS = 15_000;
 /** Pages of HISTORY_PAGE.max messages read at most for one conversation (10 000 messages). */
-export const MAX_HISTORY_PAGES = 50;
+export const MAX_HISTORY_PAGES = 20;
 
 /** REST over fetch (PROTOCOL.md §2). Every response body is validated with the protocol's schemas. */
 export class Api {
@@ -102,13 +102,21 @@ export class Api {
   /**
    * A whole conversation, read page by page from the newest (docs/protocol.md "History pages"), oldest first.
    * A message seen on two pages (the list shifted between reads) is kept once. Past MAX_HISTORY_PAGES the oldest
-   * part is left out, so a huge conversation cannot make the page loop without end.
+   * part is left out (20 pages of 200 stay within a session's request burst), so a huge conversation cannot make
+   * the page loop without end; a 429 after the first page also ends it with what was read.
    */
   async history(conversationId: string): Promise<HistoryResponse> {
     const pages: HistoryResponse["messages"][] = [];
     let cursor: string | undefined;
     for (let page = 0; page < MAX_HISTORY_PAGES; page++) {
-      const response = await this.historyPage(conversationId, cursor);
+      let response: HistoryResponse;
+      try {
+        response = await this.historyPage(conversationId, cursor);
+      } catch (error) {
+        // Over the session's rate after the newest pages: show what was read rather than nothing.
+        if (page > 0 && error instanceof ApiError && error.status === 429) break;
+        throw error;
+      }
       pages.unshift(response.messages);
       if (!response.nextCursor || response.nextCursor === cursor) break;
       cursor = response.nextCursor;

@@ -14,9 +14,12 @@ export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, str
 /** Empty variables (`PORT=` in a container spec) mean "not set", never 0. */
 const unsetIfEmpty = (value: unknown) => (typeof value === "string" && value.trim() === "" ? undefined : value);
 
-/** An integer of at least `min` read from an environment variable, with a default. */
-export const envInt = (fallback: number, min = 1) =>
-  z.preprocess(unsetIfEmpty, z.coerce.number().int().min(min).default(fallback));
+/** The longest delay a Node.js timer keeps (larger ones fire at once): the upper bound of every time setting. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** An integer from `min` to `max` read from an environment variable, with a default. */
+export const envInt = (fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER) =>
+  z.preprocess(unsetIfEmpty, z.coerce.number().int().min(min).max(max).default(fallback));
 
 /** "true/false/1/0/yes/no" from an environment variable. */
 export const envBool = (fallback: boolean) =>
@@ -48,7 +51,7 @@ export const storeEnvSchema = z.object({
       .min(CLUSTER_SECRET_MIN_CHARS, `at least ${CLUSTER_SECRET_MIN_CHARS} characters`),
   ),
   /** An answer runs at most this long (from its request); it then ends with finishReason "timeout". */
-  STREAM_MAX_DURATION_MS: envInt(defaults.maxDurationMs, 1000),
+  STREAM_MAX_DURATION_MS: envInt(defaults.maxDurationMs, 1000, MAX_TIMER_MS),
   HISTORY_TTL_MS: envInt(defaults.historyTtlMs),
   HISTORY_MAX_LEN: envInt(defaults.historyMaxLen, 10),
   RETENTION_TTL_MS: envInt(defaults.retentionTtlMs),

@@ -17,6 +17,9 @@ export const SIGNATURE_MAX_SKEW_MS = 30_000;
 
 export type SignatureCheck = "ok" | "missing" | "malformed" | "stale" | "bad_signature";
 
+/** `t=<ms>,v1=<64 hex>`: checked before a body is read. */
+export const SIGNATURE_FORMAT = /^t=(\d{1,15}),v1=([0-9a-f]{64})$/;
+
 const hmac = (secret: string, text: string): string => createHmac("sha256", secret).update(text).digest("hex");
 
 function sameHex(a: string, b: string): boolean {
@@ -41,7 +44,7 @@ export function verifyRequest(
   now = Date.now(),
 ): SignatureCheck {
   if (!header) return "missing";
-  const match = /^t=(\d{1,15}),v1=([0-9a-f]{64})$/.exec(header);
+  const match = SIGNATURE_FORMAT.exec(header);
   if (!match) return "malformed";
   const at = Number(match[1]);
   if (Math.abs(now - at) > SIGNATURE_MAX_SKEW_MS) return "stale";

@@ -8,7 +8,7 @@ const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + m
 
 /**
  * Append one event: next seq, add to the bounded, expiring history, keep the text and status, publish.
- * KEYS: meta, events, text, lease, watch
+ * KEYS: meta, events, text, lease, watch, and for `done` the stream's two slot sets (session, address) if it has them
  * ARGV: 1 attempt (fencing token), 2 kind, 3 frame prefix, 4 frame suffix, 5 delta, 6 max history length,
  *       7 history TTL ms, 8 session channel, 9 finishReason, 10 retention TTL ms, 11 streamId, 12 the seq this
  *       event gets (the writer is alone under its fence, so it knows; this makes a retried call idempotent)
@@ -42,10 +42,9 @@ if kind == 'done' then
   redis.call('PEXPIRE', KEYS[3], ARGV[10])
   redis.call('DEL', KEYS[4])
   redis.call('ZREM', KEYS[5], ARGV[11])
-  -- Free the stream's concurrency slots (ACQUIRE_SLOTS); the meta names them, so no caller has to know them.
-  local slots = redis.call('HMGET', meta, 'slotSession', 'slotAddress')
-  if slots[1] then redis.call('ZREM', slots[1], ARGV[11]) end
-  if slots[2] then redis.call('ZREM', slots[2], ARGV[11]) end
+  -- Free the stream's concurrency slots (ACQUIRE_SLOTS), when the writer passed them (from the stream's meta).
+  if KEYS[6] then redis.call('ZREM', KEYS[6], ARGV[11]) end
+  if KEYS[7] then redis.call('ZREM', KEYS[7], ARGV[11]) end
 end
 redis.call('PUBLISH', ARGV[8], ARGV[11] .. '\\n' .. seq .. '\\n' .. frame)
 return seq

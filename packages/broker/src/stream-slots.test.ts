@@ -40,7 +40,10 @@ async function open(slots: StreamSlots, sessionId: string, address: string) {
 async function finish(sessionId: string, streamId: string, conversationId: string, messageId: string) {
   expect((await store.claim(streamId, 1, "ai-1")).status).toBe("claimed");
   await store.append(streamId, 1, sessionId, 0, { kind: "start", conversationId, messageId, aiNode: "ai-1" });
-  await store.append(streamId, 1, sessionId, 1, { kind: "done", finishReason: "stop" });
+  // The writer passes the slots its meta names, as the AI node and the sweeper do.
+  const meta = await store.meta(streamId);
+  expect(meta?.slots).toBeDefined();
+  await store.append(streamId, 1, sessionId, 1, { kind: "done", finishReason: "stop" }, meta?.slots);
 }
 
 describe("StreamSlots: concurrent answers per session and per address, in Redis", () => {
@@ -52,13 +55,13 @@ describe("StreamSlots: concurrent answers per session and per address, in Redis"
     const third = await open(slots, sessionId, "10.0.0.1");
     expect(first.decision.ok && second.decision.ok).toBe(true);
     expect(third.decision).toEqual({ ok: false, scope: "session" });
-    expect(await slots.inUse(sessionId)).toBe(2);
+    expect(await redis.zcard(keys.sessionSlots(sessionId))).toBe(2);
     // Nothing of the refused answer was written.
     expect(await redis.zcard(keys.addressSlots("10.0.0.1"))).toBe(2);
 
     const turn = first.turn!;
     await finish(sessionId, turn.streamId, turn.conversationId, turn.assistantMessageId);
-    expect(await slots.inUse(sessionId)).toBe(1);
+    expect(await redis.zcard(keys.sessionSlots(sessionId))).toBe(1);
     expect(await redis.zcard(keys.addressSlots("10.0.0.1"))).toBe(1);
     expect((await open(slots, sessionId, "10.0.0.1")).decision.ok).toBe(true);
   });

@@ -58,9 +58,4 @@ export class StreamSlots {
   async release(slotKeys: SlotKeys, streamId: string): Promise<void> {
     await this.redis.multi().zrem(slotKeys.session, streamId).zrem(slotKeys.address, streamId).exec();
   }
-
-  /** Slots the session holds now (expired ones not counted). */
-  async inUse(sessionId: string, now = Date.now()): Promise<number> {
-    return this.redis.zcount(keys.sessionSlots(sessionId), now, "+inf");
-  }
 }

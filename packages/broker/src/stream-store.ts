@@ -46,6 +46,8 @@ export interface StreamMeta {
   finishReason?: FinishReason;
   cancelRequested: boolean;
   createdAt: number;
+  /** The concurrency slots the stream holds, freed by its `done` (pass them to `append`). */
+  slots?: SlotKeys;
 }
 
 export interface NewStream {
@@ -177,13 +179,17 @@ export class StreamStore {
     await this.redis.multi().del(keys.streamLease(streamId)).zadd(keys.watch(), 0, streamId).exec();
   }
 
-  /** Appends the event that gets seq `seq` (the previous event's seq + 1; 0 for start). */
+  /**
+   * Appends the event that gets seq `seq` (the previous event's seq + 1; 0 for start). A `done` frees `slots`, the
+   * stream's concurrency slots (its meta names them).
+   */
   async append(
     streamId: string,
     attempt: number,
     sessionId: string,
     seq: number,
     event: StreamEventInput,
+    slots?: SlotKeys,
   ): Promise<AppendOutcome> {
     const { prefix, suffix, delta, finishReason } = this.encode(streamId, event);
     const result = await appendScript.run<number>(
@@ -194,6 +200,7 @@ export class StreamStore {
         keys.streamText(streamId),
         keys.streamLease(streamId),
         keys.watch(),
+        ...(event.kind === "done" && slots ? [slots.session, slots.address] : []),
       ],
       [
         attempt,
@@ -310,5 +317,6 @@ export function parseMeta(raw: Record<string, string>): StreamMeta | undefined {
     finishReason: raw.finishReason as FinishReason | undefined,
     cancelRequested: raw.cancel === "1",
     createdAt: Number(raw.createdAt ?? 0),
+    ...(raw.slotSession && raw.slotAddress ? { slots: { session: raw.slotSession, address: raw.slotAddress } } : {}),
   };
 }

@@ -2,6 +2,7 @@ import { ErrorCode } from "@chatgrid/protocol";
 import type { MiddlewareHandler } from "hono";
 import type { ApiDeps, ApiEnv } from "./context";
 import { apiError } from "./errors";
+import { refuse } from "./refuse";
 
 /**
  * `Authorization: Bearer <token>` → the session id. Tokens are accepted only in this header (never in a URL) and
@@ -25,10 +26,8 @@ export function limitSessionRate(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const decision = await deps.rateLimiter.check(c.get("sessionId"));
     if (!decision.allowed) {
-      deps.metrics.limitRefusals.inc({ limit: "session_rate" });
-      return apiError(c, 429, ErrorCode.rateLimited, "this session is over its request rate", {
-        "retry-after": String(decision.retryAfterSeconds),
-      });
+      const message = "this session is over its request rate";
+      return refuse(c, deps, "session_rate", ErrorCode.rateLimited, message, decision.retryAfterSeconds);
     }
     await next();
   };

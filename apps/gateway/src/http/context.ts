@@ -20,6 +20,8 @@ export interface ApiDeps {
   rateLimiter: RateLimiterLike;
   /** New sessions per client address (REST and WebSocket hello without a token). */
   sessionCreateLimiter: RateLimiterLike;
+  /** Message characters per client address (the cost of a chat request is its message's length). */
+  messageCharsLimiter: RateLimiterLike;
   /** Concurrent answers per session and per address. */
   slots: StreamSlots;
   /** The header that carries the client's address (see http/client-address.ts). */

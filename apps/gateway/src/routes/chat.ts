@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { keys, newId } from "@chatgrid/broker";
+import { keys, newId, type Turn } from "@chatgrid/broker";
 import {
   type ChatAccepted,
   ChatAcceptedSchema,
@@ -13,11 +13,18 @@ import { z } from "zod";
 import type { ApiDeps, ApiEnv } from "../http/context";
 import { apiError } from "../http/errors";
 import { readJson } from "../http/json-body";
+import { refuse } from "../http/refuse";
 
 /** What `cg:idem:…` holds: the 202 body, and a fingerprint of the request it answered. */
 const IdempotencyRecordSchema = z.object({ accepted: ChatAcceptedSchema, fingerprint: z.string() });
 
 /** The same message to the same conversation (or to a new one) has the same fingerprint. */
+const acceptedOf = (turn: Turn): ChatAccepted => ({
+  streamId: turn.streamId,
+  conversationId: turn.conversationId,
+  messageId: turn.assistantMessageId,
+});
+
 const fingerprintOf = (body: ChatRequest): string =>
   createHash("sha256")
     .update(`${body.conversationId ?? ""}\n${body.message}`)
@@ -70,42 +77,59 @@ export function chatRoutes(deps: ApiDeps, redis: Redis): Hono<ApiEnv> {
     if (body.conversationId && (await deps.conversations.ownerOf(body.conversationId)) !== sessionId) {
       return apiError(c, 404, ErrorCode.notFound, "no such conversation");
     }
+    // What an address may write is bounded: the message's characters come out of the address's bucket.
+    const chars = await deps.messageCharsLimiter.check(c.get("clientAddress"), body.message.length);
+    if (!chars.allowed) {
+      return refuse(
+        c,
+        deps,
+        "message_chars",
+        ErrorCode.rateLimited,
+        "this address sent too much text; retry later",
+        chars.retryAfterSeconds,
+      );
+    }
     const streamId = newId("st");
     const slot = await deps.slots.acquire(sessionId, c.get("clientAddress"), streamId);
     if (!slot.ok) {
-      deps.metrics.limitRefusals.inc({ limit: slot.scope === "session" ? "streams_session" : "streams_address" });
       const cap = slot.scope === "session" ? deps.slots.caps.perSession : deps.slots.caps.perAddress;
-      return apiError(
+      return refuse(
         c,
-        429,
+        deps,
+        slot.scope === "session" ? "streams_session" : "streams_address",
         ErrorCode.tooManyStreams,
         `this ${slot.scope} already has ${cap} answers running; wait for one to end or cancel one`,
-        { "retry-after": "1" },
+        1,
       );
     }
-    const turn = await deps.conversations.beginTurn(sessionId, body.message, body.conversationId, {
-      streamId,
-      slots: slot.keys,
-    });
+    // From here on the slot is ours: any failure before the stream is handed over gives it back at once (a Redis
+    // blip must not lock a session at its cap until the slot lapses).
+    let turn: Turn | undefined;
     const undo = async () => {
-      await deps.conversations.rollbackTurn(sessionId, turn);
-      await deps.slots.release(slot.keys, streamId);
+      await deps.slots.release(slot.keys, streamId).catch(() => undefined);
+      if (turn) await deps.conversations.rollbackTurn(sessionId, turn);
     };
-    const accepted: ChatAccepted = {
-      streamId: turn.streamId,
-      conversationId: turn.conversationId,
-      messageId: turn.assistantMessageId,
-    };
-    if (idemKey) {
-      const ttl = deps.streams.options.retentionTtlMs;
-      const record = JSON.stringify({ accepted, fingerprint });
-      const claimed = await redis.set(idemKey, record, "PX", ttl, "NX");
-      if (claimed !== "OK") {
-        // The same request raced us and won: undo ours, answer with theirs (or refuse a different body).
-        await undo();
-        return answerEarlier(readRecord(await redis.get(idemKey), fingerprint)) ?? c.json(accepted, 202);
+    try {
+      turn = await deps.conversations.beginTurn(sessionId, body.message, body.conversationId, {
+        streamId,
+        slots: slot.keys,
+      });
+      if (idemKey) {
+        const ttl = deps.streams.options.retentionTtlMs;
+        const accepted = acceptedOf(turn);
+        const claimed = await redis.set(idemKey, JSON.stringify({ accepted, fingerprint }), "PX", ttl, "NX");
+        if (claimed !== "OK") {
+          // The same request raced us and won: undo ours, answer with theirs (or refuse a different body).
+          await undo();
+          const earlier = answerEarlier(readRecord(await redis.get(idemKey), fingerprint));
+          return earlier ?? apiError(c, 503, ErrorCode.unavailable, "the request could not be completed; retry it");
+        }
       }
+    } catch (error) {
+      await undo().catch(() => undefined);
+      throw error;
     }
+    const accepted = acceptedOf(turn);
     deps.events.emit({
       type: "chat.requested",
       sessionId,
