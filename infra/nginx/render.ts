@@ -43,6 +43,9 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "X-Frame-Options": "DENY",
 };
 
+/** nginx's temp dirs, under the runtime dir when one is given (each is the `<name>_path` directive). */
+export const NGINX_TEMP_DIRS = ["client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp"] as const;
+
 /** The upstream's idle keep-alive connections per worker (they hold worker connections too). */
 export const UPSTREAM_KEEPALIVE = 64;
 
@@ -197,9 +200,7 @@ export function renderNginxConf(topology: Topology, options: NginxRenderOptions)
     .join("\n");
   const runtime = options.runtimeDir ? `pid ${options.runtimeDir}/nginx.pid;\n` : "";
   const temp = options.runtimeDir
-    ? ["client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path", "uwsgi_temp_path", "scgi_temp_path"]
-        .map((d) => `  ${d} ${options.runtimeDir}/${d.replace("_path", "")};`)
-        .join("\n")
+    ? NGINX_TEMP_DIRS.map((dir) => `  ${dir}_path ${options.runtimeDir}/${dir};`).join("\n")
     : "";
   const budget = connectionBudget(config.maxClientConnections);
   const web = options.webRoot

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, cpSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { maxClientConnectionsWithin, renderNginxConf } from "../nginx/render";
+import { maxClientConnectionsWithin, NGINX_TEMP_DIRS, renderNginxConf } from "../nginx/render";
 import {
   deriveTopology,
   parseTopologyConfig,
@@ -509,8 +509,5 @@ function fitOpenFiles(config: TopologyConfig, log: (line: string) => void): Topo
   log(`nginx admits ${fitted} client connections, not ${config.maxClientConnections}: the open-file limit is ${hard}`);
   return { ...config, maxClientConnections: fitted };
 }
-
-/** nginx's temp dirs under its runtime dir (infra/nginx/render.ts names them after the directives). */
-const NGINX_TEMP_DIRS = ["client_body_temp", "proxy_temp", "fastcgi_temp", "uwsgi_temp", "scgi_temp"];
 
 export { freePort };

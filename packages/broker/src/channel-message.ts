@@ -1,3 +1,4 @@
+import { FinishReasonSchema, ID_PATTERN } from "@chatgrid/protocol";
 /**
  * What travels on a session channel: `streamId \n seq \n frameJson`.
  * The header lets a gateway order and dedupe without parsing the frame, and forward the frame bytes as they came.
@@ -30,8 +31,8 @@ export type ChannelDropReason = "header" | "size" | "json" | "type" | "stream" |
 /** Longer frames are not events the append script writes (chunks are coalesced over milliseconds). */
 export const MAX_CHANNEL_FRAME_CHARS = 1024 * 1024;
 
-const STREAM_ID = /^[A-Za-z0-9_-]{1,128}$/;
-const FINISH_REASONS = new Set(["stop", "length", "timeout", "cancelled", "error"]);
+const STREAM_ID = ID_PATTERN;
+const FINISH_REASONS: ReadonlySet<string> = new Set(FinishReasonSchema.options);
 /** How each published frame begins (the append script writes the type first); built once, not per message. */
 const FRAME_START: Record<string, string> = {
   start: '{"type":"start"',

@@ -1,4 +1,10 @@
-import type { ConversationSummary, HistoryMessage, MessageStatus, StreamError } from "@chatgrid/protocol";
+import {
+  type ConversationSummary,
+  HISTORY_CURSOR_PATTERN,
+  type HistoryMessage,
+  type MessageStatus,
+  type StreamError,
+} from "@chatgrid/protocol";
 import type { Redis } from "ioredis";
 import { newId } from "./ids";
 import { keys } from "./keys";
@@ -51,7 +57,7 @@ export function encodeHistoryCursor(index: number): string {
 
 /** The index a cursor stands for, or undefined when it is not one this store issued (canonical form only). */
 export function decodeHistoryCursor(cursor: string): number | undefined {
-  if (!/^[A-Za-z0-9_-]{1,32}$/.test(cursor)) return undefined;
+  if (!HISTORY_CURSOR_PATTERN.test(cursor)) return undefined;
   const match = CURSOR.exec(Buffer.from(cursor, "base64url").toString("latin1"));
   if (!match) return undefined;
   const index = Number(match[1]);
@@ -85,6 +91,9 @@ return redis.call('LRANGE', KEYS[1], start, pos)
 `);
 
 const TITLE_MAX = 80;
+
+const isStringArray = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((item) => typeof item === "string");
 
 /** Derives a conversation's title from its first message: the first line, trimmed, at most 80 characters. */
 export function titleFrom(message: string): string {
@@ -242,12 +251,15 @@ export class ConversationStore {
   async historyPage(conversationId: string, options: { limit: number; before?: number }): Promise<HistoryPage> {
     const limit = Math.max(1, Math.floor(options.limit));
     const before = options.before === undefined ? -1 : Math.max(0, Math.floor(options.before));
-    const reply = await HISTORY_PAGE_SCRIPT.run<[number, string[]]>(
+    const reply = await HISTORY_PAGE_SCRIPT.run<unknown>(
       this.redis,
       [keys.conversationMessages(conversationId)],
       [before, limit],
     );
-    const [first, ids] = reply;
+    if (!Array.isArray(reply) || typeof reply[0] !== "number" || !isStringArray(reply[1])) {
+      throw new Error("history page script returned an unexpected reply");
+    }
+    const [first, ids] = reply as [number, string[]];
     const messages = await this.messagesOf(ids);
     return first > 0 ? { messages, nextCursor: encodeHistoryCursor(first) } : { messages };
   }
@@ -316,11 +328,13 @@ export class ConversationStore {
     budget: PromptBudget = DEFAULT_PROMPT_BUDGET,
   ): Promise<PromptMessage[]> {
     const maxMessages = Math.max(1, Math.floor(budget.maxMessages));
-    const window = await PROMPT_WINDOW_SCRIPT.run<string[] | null>(
+    const reply = await PROMPT_WINDOW_SCRIPT.run<unknown>(
       this.redis,
       [keys.conversationMessages(conversationId)],
       [userMessageId, maxMessages, PROMPT_SEARCH_ENTRIES],
     );
+    if (reply !== null && !isStringArray(reply)) throw new Error("prompt window script returned an unexpected reply");
+    const window = reply;
     // Not in the list (not found within the searched entries): the user message alone.
     const messages = await this.messagesOf(window && window.length > 0 ? window : [userMessageId]);
     const user = messages.pop();
