@@ -1,5 +1,5 @@
 /**
- * The baseline of DESIGN.md's budget: a bare relay with no logic. One Redis subscriber, per-session channels,
+ * The baseline of docs/benchmarks.md: a bare relay with no logic. One Redis subscriber, per-session channels,
  * each message written to the session's sockets as it came. Run as its own process by the benchmark.
  *   node --import tsx bench/bare-relay.ts <port> <redisUrl>
  */

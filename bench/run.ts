@@ -153,9 +153,16 @@ async function benchChatgrid(options: Options): Promise<Result> {
     topology: {
       gatewayNodes: 1,
       aiNodes: 1,
-      // Every client comes from 127.0.0.1: nginx's per-address socket limit would refuse all but 50.
-      wsConnectionsPerAddress: options.streams + 100,
-      nodeEnv: { LOG_LEVEL: "warn", SESSION_RATE_LIMIT: "1000000", WS_FRAMES_PER_SECOND: "1000" },
+      // Every client comes from 127.0.0.1, and each idle socket makes a session with a hello without a token: the
+      // per-address limits (nginx's sockets, the gateway's new sessions) are set out of the way.
+      wsConnectionsPerAddress: options.streams + options.idle + 100,
+      nodeEnv: {
+        LOG_LEVEL: "warn",
+        SESSION_RATE_LIMIT: "1000000",
+        SESSION_CREATE_RATE_LIMIT: "1000000",
+        SESSION_CREATE_RATE_BURST: "1000000",
+        WS_FRAMES_PER_SECOND: "1000",
+      },
     },
   });
   try {

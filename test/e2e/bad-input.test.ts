@@ -142,7 +142,7 @@ const REST_CASES: RestCase[] = [
   { name: "unknown route", method: "GET", path: "/api/nope", status: 404, code: "route_not_found" },
 ];
 
-describe("bad REST input gets the PROTOCOL.md status and error body", () => {
+describe("bad REST input gets the docs/protocol.md status and error body", () => {
   const stranger = () => {
     const client = new ChatClient(cluster.gatewayUrl(0));
     return client;
@@ -184,7 +184,7 @@ async function rawSocket(frames: (string | Buffer)[], options: { origin?: string
   return { code: await closed, received, error: undefined };
 }
 
-describe("bad WebSocket input gets the PROTOCOL.md close code or error frame", () => {
+describe("bad WebSocket input gets the docs/protocol.md close code or error frame", () => {
   const hello = JSON.stringify({ type: "hello" });
   const CLOSE_CASES: { name: string; frames: () => (string | Buffer)[]; code: number }[] = [
     { name: "first frame not JSON", frames: () => ["not json"], code: 4400 },

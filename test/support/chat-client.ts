@@ -19,7 +19,7 @@ type Waiter = { test: (frame: ServerFrame) => boolean; resolve: (frame: ServerFr
 
 /**
  * A protocol client for tests: REST over fetch, the WebSocket over `ws`. It applies the stream rules of
- * PROTOCOL.md (seq order, reset, snapshot) and records every violation instead of hiding it.
+ * docs/protocol.md (seq order, reset, snapshot) and records every violation instead of hiding it.
  */
 export class ChatClient {
   ws: WebSocket | undefined;
@@ -84,7 +84,7 @@ export class ChatClient {
   }
 
   /**
-   * Reconnects as PROTOCOL.md asks of clients: exponential backoff with jitter (250 ms, doubling, capped at 10 s),
+   * Reconnects as docs/protocol.md asks of clients: exponential backoff with jitter (250 ms, doubling, capped at 10 s),
    * hello with the token and the last seq of every unfinished stream.
    */
   async reconnect(maxTries = 8) {

@@ -1,6 +1,6 @@
 /**
  * Collects provider tokens for a few milliseconds and writes them as one chunk, saving Redis round trips
- * (DESIGN.md invariant 9: the client sees the same text). Writes are serialised: chunk order is token order.
+ * (docs/architecture.md invariant 9: the client sees the same text). Writes are serialised: chunk order is token order.
  */
 export class Coalescer {
   private buffer = "";

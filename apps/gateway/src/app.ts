@@ -34,7 +34,7 @@ function isRedisUnavailable(error: Error): boolean {
 }
 
 /**
- * The public REST + WebSocket surface of a gateway (PROTOCOL.md §1–3), registered on `app`: the same instance
+ * The public REST + WebSocket surface of a gateway (docs/protocol.md §1–3), registered on `app`: the same instance
  * @hono/node-ws routes upgrade requests through, so its 404 and error handlers are ours too.
  */
 export function registerGatewayRoutes(

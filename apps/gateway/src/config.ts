@@ -28,7 +28,8 @@ const gatewayEnvSchema = storeEnvSchema.extend(eventsEnvSchema.shape).extend({
   /** Message characters a client address may send (chat requests), LIMIT per WINDOW, BURST at once: bounds its writes. */
   MESSAGE_CHARS_PER_ADDRESS: envInt(100_000),
   MESSAGE_CHARS_WINDOW_MS: envInt(60_000),
-  MESSAGE_CHARS_BURST: envInt(64_000),
+  // At least the longest message, or that message could never be sent.
+  MESSAGE_CHARS_BURST: envInt(64_000, LIMITS.messageMaxChars),
   /** Answers running at once per session and per client address, counted in Redis across gateways. */
   STREAMS_PER_SESSION: envInt(8),
   STREAMS_PER_ADDRESS: envInt(32),

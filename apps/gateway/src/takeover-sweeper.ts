@@ -15,7 +15,7 @@ export interface TakeoverSweeperOptions {
 }
 
 /**
- * DESIGN.md invariant 5. Every gateway looks for streams past their watch deadline (a lapsed lease, or a dispatch
+ * docs/architecture.md invariant 5. Every gateway looks for streams past their watch deadline (a lapsed lease, or a dispatch
  * that never got claimed). The takeover script lets exactly one gateway bump the attempt; that gateway
  * re-dispatches the new attempt to another AI node, or ends the stream with `done` + error when it cannot.
  */

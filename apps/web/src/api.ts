@@ -39,7 +39,7 @@ const REQUEST_TIMEOUT_MS = 15_000;
 /** Pages of HISTORY_PAGE.max messages read at most for one conversation (10 000 messages). */
 export const MAX_HISTORY_PAGES = 20;
 
-/** REST over fetch (PROTOCOL.md §2). Every response body is validated with the protocol's schemas. */
+/** REST over fetch (docs/protocol.md §2). Every response body is validated with the protocol's schemas. */
 export class Api {
   constructor(
     private readonly base: string,

@@ -1,7 +1,7 @@
 import { CloseCode } from "@chatgrid/protocol";
 
 /**
- * When to try the socket again (PROTOCOL.md: exponential backoff with jitter, start 250 ms, cap 10 s). Pure apart
+ * When to try the socket again (docs/protocol.md: exponential backoff with jitter, start 250 ms, cap 10 s). Pure apart
  * from the injected random source, so it is tested with fixed numbers.
  */
 export interface ReconnectPolicyOptions {

@@ -86,7 +86,7 @@ type Timer = ReturnType<typeof setTimeout>;
 
 /**
  * The WebSocket of the page: hello with token and resume points, frames validated with the protocol's schemas,
- * heartbeat, and reconnection with backoff and jitter (PROTOCOL.md "Client behaviour").
+ * heartbeat, and reconnection with backoff and jitter (docs/protocol.md "Client behaviour").
  */
 export class ChatSocket {
   private ws: WebSocket | undefined;

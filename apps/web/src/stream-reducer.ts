@@ -1,7 +1,7 @@
 import type { FinishReason, StreamError, StreamEvent, Usage } from "@chatgrid/protocol";
 
 /**
- * The client's view of assistant streams, built only from seq-numbered events (PROTOCOL.md §3). Pure: the same
+ * The client's view of assistant streams, built only from seq-numbered events (docs/protocol.md §3). Pure: the same
  * events in give the same state out, whatever socket, gateway or page load they came through.
  *
  * - An event whose seq is not above the last applied one is ignored (duplicates after a resume, a second socket).

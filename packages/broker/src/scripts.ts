@@ -1,5 +1,5 @@
 /**
- * The Lua scripts that keep the stream invariants atomic (DESIGN.md invariants 1, 2, 5, 6).
+ * The Lua scripts that keep the stream invariants atomic (docs/architecture.md invariants 1, 2, 5, 6 and 10).
  * Each runs as one Redis operation, so no reader ever sees half an event.
  * Times come from Redis (`TIME`) so deadlines do not depend on the clocks of the nodes.
  */

@@ -1,4 +1,4 @@
-/** WebSocket close codes (PROTOCOL.md §3 "Close codes"). */
+/** WebSocket close codes (docs/protocol.md §3 "Close codes"). */
 export const CloseCode = {
   protocolViolation: 4400,
   unauthorized: 4401,

@@ -1,4 +1,4 @@
-/** Size and time limits that are part of the wire contract (PROTOCOL.md). */
+/** Size and time limits that are part of the wire contract (docs/protocol.md). */
 export const LIMITS = {
   /** REST bodies and WebSocket client frames, in bytes. */
   maxBodyBytes: 64 * 1024,

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
-/** Every error body is `{"error":{"code","message"}}` (PROTOCOL.md §2). */
+/** Every error body is `{"error":{"code","message"}}` (docs/protocol.md §2). */
 export function apiError(
   c: Context,
   status: ContentfulStatusCode,

@@ -557,7 +557,7 @@ describe("ClientConnection resume", () => {
 });
 
 /**
- * PROTOCOL.md §3: `done` is "always the last event of a stream", and a client resumes every stream that has not had
+ * docs/protocol.md §3: `done` is "always the last event of a stream", and a client resumes every stream that has not had
  * `done`. A snapshot whose seq covers the `done` event hides it, and the client never learns the stream ended.
  */
 describe("ClientConnection: a snapshot never swallows done", () => {

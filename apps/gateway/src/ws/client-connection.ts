@@ -40,7 +40,7 @@ const PAGE = 500;
 const MAX_ENDED_CURSORS = 256;
 
 /**
- * One socket's delivery state (DESIGN.md invariant 3). Live events pass straight through when they are the next
+ * One socket's delivery state (docs/architecture.md invariant 3). Live events pass straight through when they are the next
  * seq; a duplicate is dropped; a gap holds live events back, reads history from the last seq sent, merges, and
  * only then lets live events pass again. It never sends past a gap and never sends a seq twice.
  */
