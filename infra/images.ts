@@ -24,14 +24,35 @@ export const images = {
 
 export type PulledImage = keyof typeof images;
 
-/** The build arguments every Dockerfile of the repository accepts for its base images. */
-export const baseImageBuildArgs: Record<string, string> = {
-  NODE_IMAGE: images.node,
-  NGINX_IMAGE: images.nginx,
-};
+/** The images of the stack that a stack setting (`chatgrid:images`) can replace, in a fixed order. */
+export const PULLED_IMAGES = Object.keys(images) as PulledImage[];
 
-/** A `name:tag@sha256:<64 hex>` reference (what "pinned" means here). */
-export const PINNED_IMAGE = /^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$/;
+/** One reference per pulled image: the pins above, or a stack's replacements (a registry mirror, an air-gapped site). */
+export type ImagePins = Readonly<Record<PulledImage, string>>;
+
+/** The build arguments every Dockerfile of the repository accepts for its base images, from a set of pins. */
+export function baseImageBuildArgs(
+  pins: Pick<ImagePins, "node" | "nginx"> = images,
+): Record<"NODE_IMAGE" | "NGINX_IMAGE", string> {
+  return { NODE_IMAGE: pins.node, NGINX_IMAGE: pins.nginx };
+}
+
+/** What PINNED_IMAGE means, in the words of the error messages. */
+export const PINNED_IMAGE_EXPECTED = "[registry[:port]/]name:tag@sha256:<64 hex>";
+
+// Docker's reference grammar (distribution/reference), without IPv6 registries: a registry is a host with a dot or a
+// port, or `localhost`; path components are lowercase; a tag is at most 128 characters.
+const HOST_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?";
+const REGISTRY = `(?:(?:${HOST_LABEL}(?:\\.${HOST_LABEL})+|localhost)(?::\\d{1,5})?|${HOST_LABEL}:\\d{1,5})/`;
+const PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+
+/**
+ * A pinned reference: `[registry[:port]/]name:tag@sha256:<64 hex>` (`redis:7.4-alpine@sha256:…`,
+ * `127.0.0.1:5000/redis:7-standin@sha256:…`, `mirror.example.com/library/nginx:1.27-alpine@sha256:…`).
+ */
+export const PINNED_IMAGE = new RegExp(
+  `^(?:${REGISTRY})?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}@sha256:[0-9a-f]{64}$`,
+);
 
 /**
  * The health checks baked into the app images (HEALTHCHECK) and given to their containers by the stack, the same

@@ -1,6 +1,6 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { PINNED_IMAGE } from "../images";
+import { PINNED_IMAGE, PINNED_IMAGE_EXPECTED } from "../images";
 import type { NodeSpec } from "../topology";
 
 /** Every container restarts unless someone stopped it (a crash, an OOM kill, a daemon restart). */
@@ -59,10 +59,10 @@ export function envList(env: Record<string, pulumi.Input<string>>): pulumi.Outpu
     .map((key) => pulumi.interpolate`${key}=${env[key]!}`);
 }
 
-/** Throws when `image` is not `name:tag@sha256:<digest>`. */
+/** Throws when `image` is not `[registry[:port]/]name:tag@sha256:<digest>`. */
 export function requirePinned(component: string, image: string): void {
   if (!PINNED_IMAGE.test(image)) {
-    throw new Error(`${component}: image must be pinned by digest (name:tag@sha256:<64 hex>), got "${image}"`);
+    throw new Error(`${component}: image must be pinned by digest (${PINNED_IMAGE_EXPECTED}), got "${image}"`);
   }
 }
 

@@ -45,6 +45,8 @@ const topology = (gatewayNodes = 2, aiNodes = 2): Topology =>
     redisUrl: "redis://redis:6379",
     allowedOrigins: ["http://localhost:3000"],
   });
+/** What every app image needs besides its app: the pinned bases and a platform. */
+const build = { baseImages: { node: images.node, nginx: images.nginx }, platform: "linux/amd64" };
 const placement = { networkName: "chatgrid", ipv4Address: "172.20.0.10", aliases: ["x"] };
 const proxyConf = renderNginxConf(topology(), { errorLog: "/dev/stderr", accessLog: "off" });
 const webConf = renderNginxConf(topology(), {
@@ -106,7 +108,21 @@ describe("argument checks", () => {
           password: "a-password-long-enough",
           maxMemory: "256mb",
         }),
-    ).toThrow('RedisServer: image must be pinned by digest (name:tag@sha256:<64 hex>), got "redis:7.4-alpine"');
+    ).toThrow(
+      'RedisServer: image must be pinned by digest ([registry[:port]/]name:tag@sha256:<64 hex>), got "redis:7.4-alpine"',
+    );
+    // Another registry's pinned reference is a pinned image too (chatgrid:images, a mirror, an air-gapped registry).
+    expect(
+      () =>
+        new components.redis.RedisServer("r0", {
+          containerName: "r0",
+          image: `127.0.0.1:5000/redis:7-standin@sha256:${"1".repeat(64)}`,
+          network: placement,
+          port: 6379,
+          password: "a-password-long-enough",
+          maxMemory: "256mb",
+        }),
+    ).not.toThrow();
     expect(
       () =>
         new components.kafka.KafkaBroker("k1", {
@@ -245,6 +261,7 @@ describe("argument checks", () => {
             app: "gateway",
             repoRoot: empty,
             imageName: "chatgrid/gateway:local",
+            ...build,
           }),
       ).toThrow(`AppImage gateway: ${join(empty, "apps", "gateway", "Dockerfile")} does not exist`);
     } finally {
@@ -252,7 +269,41 @@ describe("argument checks", () => {
     }
     const repo = join(import.meta.dirname, "..", "..");
     expect(
-      () => new components.appImage.AppImage("i2", { app: "ai", repoRoot: repo, imageName: "chatgrid/ai" }),
+      () => new components.appImage.AppImage("i2", { app: "ai", repoRoot: repo, imageName: "chatgrid/ai", ...build }),
     ).toThrow('AppImage ai: imageName must be repository:tag, got "chatgrid/ai"');
+  });
+
+  it("app images take pinned base images (any registry) and a linux/amd64 or linux/arm64 platform", () => {
+    const repo = join(import.meta.dirname, "..", "..");
+    const args = { app: "web" as const, repoRoot: repo, imageName: "chatgrid/web:local" };
+    expect(
+      () =>
+        new components.appImage.AppImage("i3", {
+          ...args,
+          ...build,
+          baseImages: { node: "node:20-alpine", nginx: images.nginx },
+        }),
+    ).toThrow(
+      'AppImage web: baseImages.node: image must be pinned by digest ([registry[:port]/]name:tag@sha256:<64 hex>), got "node:20-alpine"',
+    );
+    expect(
+      () =>
+        new components.appImage.AppImage("i4", {
+          ...args,
+          ...build,
+          baseImages: { ...build.baseImages, nginx: "nginx" },
+        }),
+    ).toThrow("AppImage web: baseImages.nginx: image must be pinned by digest");
+    expect(() => new components.appImage.AppImage("i5", { ...args, ...build, platform: "linux/arm/v7" })).toThrow(
+      'AppImage web: platform must be linux/amd64 or linux/arm64, got "linux/arm/v7"',
+    );
+    expect(
+      () =>
+        new components.appImage.AppImage("i6", {
+          ...args,
+          baseImages: { node: `127.0.0.1:5000/node:20-standin@sha256:${"4".repeat(64)}`, nginx: images.nginx },
+          platform: "linux/arm64",
+        }),
+    ).not.toThrow();
   });
 });

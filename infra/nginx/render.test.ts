@@ -376,6 +376,96 @@ describe("renderNginxConf", () => {
   });
 });
 
+describe("upstreamAddresses: the Docker target names its gateways by fixed address, so nginx needs no DNS", () => {
+  // The Docker placement (infra/stacks/local.ts: every gateway on 8081 behind its own name), with names that can never
+  // resolve (RFC 6761 .invalid), as a stopped or missing gateway's name does not on Docker's network.
+  const dockerTopology = (gatewayNodes: number) =>
+    deriveTopology(parseTopologyConfig({ gatewayNodes, aiNodes: 1 }), {
+      bindHost: "0.0.0.0",
+      hostOf: (name) => `${name}.invalid`,
+      gatewayPort: () => 8081,
+      gatewayMetricsPort: () => 9081,
+      aiPort: () => 7001,
+      redisUrl: "redis://redis.invalid:6379",
+      allowedOrigins: [],
+    });
+  const addresses = (n: number) => Array.from({ length: n }, (_, i) => `172.20.1.${i + 1}`);
+  // The two containers' renderings (entry; web client with its root), housekeeping kept inside the test's dir.
+  const containers = [
+    {
+      name: "entry",
+      options: (dir: string): NginxRenderOptions => ({
+        errorLog: join(dir, "error.log"),
+        accessLog: "off",
+        workerProcesses: "auto",
+        runtimeDir: dir,
+      }),
+    },
+    {
+      name: "web",
+      options: (dir: string): NginxRenderOptions => ({
+        errorLog: join(dir, "error.log"),
+        accessLog: "off",
+        workerProcesses: "auto",
+        runtimeDir: dir,
+        webRoot: dir,
+      }),
+    },
+  ];
+
+  it.each(containers)(
+    "control, $name: by name, `nginx -t` fails when a gateway's name does not resolve (what kept the entry down)",
+    ({ options }) => {
+      const dir = freshDir();
+      const result = nginxTest(renderNginxConf(dockerTopology(3), options(dir)), dir);
+      expect(result.status).not.toBe(0);
+      expect(result.output).toContain('host not found in upstream "gateway-1.invalid:8081"');
+    },
+  );
+
+  it.each([1, 3, 64].flatMap((n) => containers.map((c) => ({ n, ...c }))))(
+    "$n gateways, $name: by address, the real `nginx -t` accepts it with no name resolvable",
+    ({ n, options }) => {
+      const dir = freshDir();
+      const conf = renderNginxConf(dockerTopology(n), { ...options(dir), upstreamAddresses: addresses(n) });
+      expect(conf).not.toContain(".invalid");
+      const result = nginxTest(conf, dir);
+      expect(result.status, `nginx -t failed:\n${result.output}\n--- configuration ---\n${conf}`).toBe(0);
+      expect(result.output).toContain("test is successful");
+    },
+  );
+
+  it("only the upstream's server lines differ from the rendering by name, in order, each naming its gateway", () => {
+    const topology = dockerTopology(3);
+    const options: NginxRenderOptions = { errorLog: "/dev/stderr", accessLog: "off" };
+    const byName = renderNginxConf(topology, options).split("\n");
+    const byAddress = renderNginxConf(topology, { ...options, upstreamAddresses: addresses(3) }).split("\n");
+    expect(byAddress).toHaveLength(byName.length);
+    const changed = byAddress.flatMap((line, i) => (line === byName[i] ? [] : [[byName[i], line]]));
+    expect(changed).toEqual(
+      [1, 2, 3].map((i) => [
+        `    server gateway-${i}.invalid:8081 max_fails=2 fail_timeout=5s;  # gateway-${i}`,
+        `    server 172.20.1.${i}:8081 max_fails=2 fail_timeout=5s;  # gateway-${i}`,
+      ]),
+    );
+    // Without the option (the process target) the rendering is the one by host, byte for byte.
+    expect(renderNginxConf(topology, { ...options, upstreamAddresses: undefined })).toBe(byName.join("\n"));
+  });
+
+  it("refuses another count than the gateways', and anything but IPv4 addresses", () => {
+    const topology = dockerTopology(3);
+    const render = (upstreamAddresses: string[]) => () =>
+      renderNginxConf(topology, { errorLog: "/dev/stderr", accessLog: "off", upstreamAddresses });
+    expect(render(addresses(2))).toThrow("renderNginxConf: upstreamAddresses has 2 addresses for 3 gateways");
+    expect(render([])).toThrow("renderNginxConf: upstreamAddresses has 0 addresses for 3 gateways");
+    for (const wrong of ["gateway-2", "256.20.1.2", "172.20.1", "::1", "172.20.1.2:8081"]) {
+      expect(render(["172.20.1.1", wrong, "172.20.1.3"])).toThrow(
+        `renderNginxConf: upstreamAddresses must be IPv4 addresses (no names to resolve), got "${wrong}"`,
+      );
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Against a real nginx: each rendering is started on free ports in front of a stub gateway, then attacked.
 
@@ -459,13 +549,13 @@ afterEach(async () => {
 async function startEdge(
   input: Omit<TopologyConfigInput, "gatewayNodes" | "aiNodes" | "httpPort" | "webPort" | "metricsPort">,
   gatewayPort: number,
-  extra: { webRoot?: string; accessLog?: boolean; edit?: (conf: string) => string } = {},
+  extra: { webRoot?: string; accessLog?: boolean; edit?: (conf: string) => string; upstreamAddresses?: string[] } = {},
 ): Promise<Edge> {
   const dir = freshDir();
   const [http, web, metrics] = (await freePorts(3)) as [number, number, number];
   const config = parseTopologyConfig({
     ...input,
-    gatewayNodes: 1,
+    gatewayNodes: extra.upstreamAddresses?.length ?? 1,
     aiNodes: 1,
     httpPort: http,
     webPort: web,
@@ -489,6 +579,7 @@ async function startEdge(
     listenHost: "127.0.0.1",
     webRoot: extra.webRoot,
     user: isRoot ? "root" : undefined,
+    upstreamAddresses: extra.upstreamAddresses,
   });
   const conf = extra.edit ? extra.edit(rendered) : rendered;
   const file = join(dir, "nginx.conf");
@@ -883,6 +974,28 @@ describe("the rendered nginx, attacked (a real nginx in front of a stub gateway)
     );
     expectRefused(await openWs(wsUrl(edge.http), "127.0.0.81"), 503, "unavailable");
     expect(edge.errorLog()).toContain("connect() failed");
+  });
+
+  it("by address, nginx starts and serves with any subset of gateways down: two of three refuse, then all three", async () => {
+    const up = await stub();
+    // Three gateways on the stub's port: only 127.0.0.1 listens there; 127.0.0.2 and .3 refuse (down gateways).
+    const edge = await startEdge({}, up.port, { upstreamAddresses: ["127.0.0.2", "127.0.0.1", "127.0.0.3"] });
+    expect(edge.conf).toContain(`server 127.0.0.2:${up.port} max_fails=2 fail_timeout=5s;  # gateway-1`);
+    // Whichever gateway ip_hash picks for each client address, a refused connection moves on to the live one.
+    for (const localAddress of ["127.0.0.1", "127.0.1.1", "127.0.2.1", "127.0.3.1", "127.0.4.1", "127.0.5.1"]) {
+      const response = await raw(edge.http, "GET /api/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", {
+        localAddress,
+      });
+      expect(response.status, localAddress).toBe(200);
+      expect(response.body).toBe('{"path":"/api/ping"}');
+    }
+    const all = await startEdge({}, await freePort(), { upstreamAddresses: ["127.0.0.1", "127.0.0.2", "127.0.0.3"] });
+    // startEdge waited for /healthz: nginx is up with no gateway at all; the API answers 503 JSON.
+    expectJsonError(
+      await raw(all.http, "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+      503,
+      "unavailable",
+    );
   });
 
   it("the access log has no token: not from the query string, not from Authorization", async () => {

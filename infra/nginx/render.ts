@@ -14,6 +14,30 @@ export interface NginxRenderOptions {
   /** nginx `user` directive (a root master otherwise runs workers as nobody). */
   user?: string;
   workerProcesses?: number | "auto";
+  /**
+   * The IPv4 address nginx connects to for each gateway, in the topology's order, instead of its host name. nginx
+   * resolves upstream names once, when it loads the file, and refuses to start if one does not resolve: the Docker
+   * target gives the gateways fixed addresses and renders them here, so nginx needs no DNS and starts and serves
+   * with any gateways down. Without it the upstream lists the gateways' hosts (the process target: 127.0.0.1).
+   */
+  upstreamAddresses?: readonly string[];
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** The `host:port` nginx connects to for each gateway: its host, or its fixed address from upstreamAddresses. */
+function upstreamTargets(topology: Topology, addresses: readonly string[] | undefined): string[] {
+  if (addresses === undefined) return topology.gateways.map((g) => `${g.host}:${g.port}`);
+  if (addresses.length !== topology.gateways.length) {
+    throw new Error(
+      `renderNginxConf: upstreamAddresses has ${addresses.length} addresses for ${topology.gateways.length} gateways`,
+    );
+  }
+  const wrong = addresses.find((address) => !IPV4.test(address));
+  if (wrong !== undefined) {
+    throw new Error(`renderNginxConf: upstreamAddresses must be IPv4 addresses (no names to resolve), got "${wrong}"`);
+  }
+  return topology.gateways.map((g, i) => `${addresses[i]}:${g.port}`);
 }
 
 /**
@@ -195,8 +219,9 @@ ${indent}}`;
 export function renderNginxConf(topology: Topology, options: NginxRenderOptions): string {
   const { config } = topology;
   const listen = (port: number) => (options.listenHost ? `${options.listenHost}:${port}` : String(port));
+  const targets = upstreamTargets(topology, options.upstreamAddresses);
   const servers = topology.gateways
-    .map((g) => `    server ${g.host}:${g.port} max_fails=2 fail_timeout=5s;  # ${g.name}`)
+    .map((g, i) => `    server ${targets[i]} max_fails=2 fail_timeout=5s;  # ${g.name}`)
     .join("\n");
   const runtime = options.runtimeDir ? `pid ${options.runtimeDir}/nginx.pid;\n` : "";
   const temp = options.runtimeDir

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
+import { type ImagePins, images, PINNED_IMAGE, PINNED_IMAGE_EXPECTED, PULLED_IMAGES } from "../images";
 import { DEFAULT_REDIS_MAXMEMORY, REDIS_MEMORY_EXPECTED, REDIS_MEMORY_SIZE } from "../runner/redis-conf";
 import { parseTopologyConfig, type TopologyConfig, TopologyConfigSchema } from "../topology";
 
@@ -22,6 +23,25 @@ export interface StackConfig {
   redisMaxMemory: string;
   /** Given to AI nodes as OPENAI_API_KEY; set it with `pulumi config set --secret`. */
   openaiApiKey?: string;
+  /**
+   * Every pulled image and base image of the stack: the pins of infra/images.ts with the `chatgrid:images`
+   * replacements over them (a registry mirror, an air-gapped registry).
+   */
+  images: ImagePins;
+  /** The platform the app images are built for: `chatgrid:platform`, or the host's (hostPlatform). */
+  platform: DockerPlatform;
+}
+
+/** The platforms the stack builds its app images for. */
+export const DOCKER_PLATFORMS = ["linux/amd64", "linux/arm64"] as const;
+export type DockerPlatform = (typeof DOCKER_PLATFORMS)[number];
+
+/**
+ * The default build platform: this machine's architecture (Node's `process.arch`), so a build never runs under
+ * emulation by accident. `undefined` on any other architecture (chatgrid:platform must then be set).
+ */
+export function hostPlatform(arch: string = process.arch): DockerPlatform | undefined {
+  return arch === "x64" ? "linux/amd64" : arch === "arm64" ? "linux/arm64" : undefined;
 }
 
 const topology = TopologyConfigSchema.shape;
@@ -54,6 +74,24 @@ const json = <T>(rule: z.ZodType<T>) =>
     })
     .pipe(rule);
 
+/**
+ * `chatgrid:images`: a map of replacements for the pins of infra/images.ts, any subset of their keys, each a pinned
+ * reference from any registry. Each wrong entry is its own problem (`chatgrid:images.<key>: …`).
+ */
+const imagesOverride = z.record(z.string(), z.unknown()).superRefine((map, ctx) => {
+  for (const [key, value] of Object.entries(map)) {
+    if (!(PULLED_IMAGES as string[]).includes(key)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `not an image of the stack (known: ${PULLED_IMAGES.join(", ")})`,
+      });
+    } else if (typeof value !== "string" || !PINNED_IMAGE.test(value)) {
+      ctx.addIssue({ code: "custom", path: [key], message: `expected a pinned reference ${PINNED_IMAGE_EXPECTED}` });
+    }
+  }
+}) as z.ZodType<Partial<Record<keyof ImagePins, string>>>;
+
 /** Every key of the `chatgrid:` namespace, with what it expects. Unknown keys are errors (a typo never passes). */
 const StackConfigSchema = z.object({
   gatewayNodes: int(topology.gatewayNodes.unwrap()).optional(),
@@ -83,11 +121,39 @@ const StackConfigSchema = z.object({
   maxClientConnections: int(topology.maxClientConnections.unwrap()).optional(),
   clientTimeoutSeconds: int(topology.clientTimeoutSeconds.unwrap()).optional(),
   nodeEnv: json(topology.nodeEnv.unwrap()).optional(),
+  images: json(imagesOverride).optional(),
+  platform: z
+    .string()
+    .trim()
+    .refine(
+      (v) => (DOCKER_PLATFORMS as readonly string[]).includes(v),
+      `expected one of ${DOCKER_PLATFORMS.join(", ")}`,
+    )
+    .transform((v) => v as DockerPlatform)
+    .optional(),
 });
 
 export const STACK_CONFIG_KEYS = Object.keys(StackConfigSchema.shape);
 
-const quote = (value: unknown) => (typeof value === "string" ? JSON.stringify(value) : String(value));
+/** A value as the error messages show it: JSON (strings quoted, numbers bare), or its text when JSON has none. */
+const quote = (value: unknown) => JSON.stringify(value) ?? String(value);
+
+/** The value a problem is about: the setting's, or for a JSON setting the entry at `path` within it when it has one. */
+function offending(text: string | undefined, path: PropertyKey[]): { value: unknown } | undefined {
+  if (text === undefined) return undefined;
+  if (path.length === 0) return { value: text };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { value: text };
+  }
+  for (const step of path) {
+    if (value === null || typeof value !== "object" || !(String(step) in value)) return { value: text };
+    value = (value as Record<string, unknown>)[String(step)];
+  }
+  return { value };
+}
 
 /**
  * Validates the raw `chatgrid:` values (keys without the namespace, values as Pulumi gives them: strings). Every
@@ -106,7 +172,8 @@ export function parseStackConfig(raw: Record<string, string | undefined>): Stack
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? "(config)");
       const rest = issue.path.slice(1).join(".");
-      const got = key in known ? ` (got ${quote(known[key])})` : "";
+      const found = offending(known[key], issue.path.slice(1));
+      const got = found ? ` (got ${quote(found.value)})` : "";
       problems.push(`${CONFIG_NAMESPACE}:${key}${rest ? `.${rest}` : ""}: ${issue.message}${got}`);
     }
   }
@@ -141,7 +208,13 @@ export function parseStackConfig(raw: Record<string, string | undefined>): Stack
         `${CONFIG_NAMESPACE}:provider: openai needs ${CONFIG_NAMESPACE}:openaiApiKey (set it with --secret) or ${CONFIG_NAMESPACE}:openaiBaseUrl`,
       );
     }
-    if (problems.length === 0) {
+    const platform = c.platform ?? hostPlatform();
+    if (!platform) {
+      problems.push(
+        `${CONFIG_NAMESPACE}:platform: this machine's architecture (${process.arch}) is neither amd64 nor arm64; set one of ${DOCKER_PLATFORMS.join(", ")}`,
+      );
+    }
+    if (problems.length === 0 && platform) {
       const topologyConfig = parseTopologyConfig({
         gatewayNodes: c.gatewayNodes,
         aiNodes: c.aiNodes,
@@ -170,6 +243,8 @@ export function parseStackConfig(raw: Record<string, string | undefined>): Stack
         publishAddress: c.publishAddress ?? "127.0.0.1",
         redisMaxMemory: c.redisMaxMemory ?? DEFAULT_REDIS_MAXMEMORY,
         openaiApiKey: c.openaiApiKey,
+        images: { ...images, ...c.images },
+        platform,
       };
     }
   }

@@ -8,6 +8,7 @@ import { baseImageBuildArgs, images, PINNED_IMAGE } from "../images";
 import { renderNginxConf } from "../nginx/render";
 import { fakeImageId, fakeSecret, mockEngine, type RegisteredResource, resolved } from "../testing/pulumi-mocks";
 import { deriveTopology, parseTopologyConfig, type Topology } from "../topology";
+import { hostPlatform } from "./config";
 
 // The program is imported only after the mocks are installed (a static import would build nothing under test).
 
@@ -90,6 +91,16 @@ function expectedTopology(gatewayNodes: number, aiNodes: number, kafka = true): 
     ],
   });
 }
+
+/** The gateways' fixed addresses on the network (172.20.1.N), written out: what both nginx upstreams list. */
+const gatewayAddresses = (n: number) => Array.from({ length: n }, (_, i) => `172.20.1.${i + 1}`);
+/** The entry's rendering options in Docker, written out. */
+const proxyOptions = (n: number) => ({
+  errorLog: "/dev/stderr",
+  accessLog: "off",
+  workerProcesses: "auto" as const,
+  upstreamAddresses: gatewayAddresses(n),
+});
 
 /** How a secret input reaches the engine: wrapped, so state and diffs never show it. */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
@@ -269,13 +280,17 @@ describe.each(shapes)(
       expect(all.sort()).toEqual([3000, 8080, 8090]);
     });
 
-    it("nginx gets exactly the renderer's output for this topology, listing every gateway, at /etc/nginx/nginx.conf", () => {
+    it("nginx gets exactly the renderer's output for this topology, every gateway by its fixed address, at /etc/nginx/nginx.conf", () => {
       const conf = uploadedConf(graph.container("chatgrid-nginx"));
-      expect(conf).toBe(
-        renderNginxConf(topology, { errorLog: "/dev/stderr", accessLog: "off", workerProcesses: "auto" }),
+      expect(conf).toBe(renderNginxConf(topology, proxyOptions(n)));
+      // Addresses, not names: nginx needs no DNS to load the file, so it starts with any gateway down.
+      const servers = [...conf.matchAll(/^\s*server (\S+) max_fails=2 fail_timeout=5s;\s+# (\S+)$/gm)];
+      expect(servers.map((s) => s[1])).toEqual(gatewayAddresses(n).map((a) => `${a}:8081`));
+      expect(servers.map((s) => s[2])).toEqual(gatewayNames);
+      // The same addresses the gateway containers hold.
+      expect(gatewayNames.map((g) => attachments(graph.container(`chatgrid-${g}`))[0]!.ipv4Address)).toEqual(
+        gatewayAddresses(n),
       );
-      const servers = [...conf.matchAll(/^\s*server (\S+) max_fails/gm)].map((s) => s[1]);
-      expect(servers).toEqual(gatewayNames.map((g) => `${g}:8081`));
       expect(conf).toContain("ip_hash;");
       expect(conf).not.toMatch(/^pid /m);
       expect(conf).not.toMatch(/^user /m);
@@ -286,15 +301,13 @@ describe.each(shapes)(
       const conf = uploadedConf(graph.container("chatgrid-web"));
       expect(conf).toBe(
         renderNginxConf(topology, {
-          errorLog: "/dev/stderr",
-          accessLog: "off",
-          workerProcesses: "auto",
+          ...proxyOptions(n),
           webRoot: "/usr/share/nginx/html",
           runtimeDir: "/tmp",
         }),
       );
       const servers = [...conf.matchAll(/^\s*server (\S+) max_fails/gm)].map((s) => s[1]);
-      expect(servers).toEqual(gatewayNames.map((g) => `${g}:8081`));
+      expect(servers).toEqual(gatewayAddresses(n).map((a) => `${a}:8081`));
       // The routing is the entry's: only the housekeeping and the web root differ.
       const routing = (text: string) =>
         text
@@ -412,7 +425,9 @@ describe.each(shapes)(
             context: REPO,
             dockerfile: join(REPO, "apps", app, "Dockerfile"),
             builderVersion: "BuilderBuildKit",
-            args: baseImageBuildArgs,
+            // This machine's architecture by default (chatgrid:platform otherwise): stated, so no preview warns.
+            platform: hostPlatform(),
+            args: baseImageBuildArgs(),
           },
         });
         expect(existsSync((build.inputs.build as { dockerfile: string }).dockerfile)).toBe(true);
@@ -599,6 +614,94 @@ describe("switches", () => {
   });
 });
 
+describe("chatgrid:images: another registry's pinned references replace infra/images.ts, pulled and built alike", () => {
+  const digest = (c: string) => `@sha256:${c.repeat(64)}`;
+  /** What provision.sh's images.json looks like: a registry on 127.0.0.1 with a port. */
+  const mirror = {
+    redis: `127.0.0.1:5000/redis:7-standin${digest("1")}`,
+    kafka: `127.0.0.1:5000/kafka:3.9.1-standin${digest("2")}`,
+    nginx: `127.0.0.1:5000/nginx:1-standin${digest("3")}`,
+    node: `127.0.0.1:5000/node:20-standin${digest("4")}`,
+  };
+  const pulledBy = (g: Graph) => Object.fromEntries(g.of(T.remoteImage).map((i) => [i.name, i.inputs.name as string]));
+  const buildArgs = (g: Graph) =>
+    Object.fromEntries(g.of(T.image).map((i) => [i.name, (i.inputs.build as { args: Record<string, string> }).args]));
+
+  it("all four: every RemoteImage pulls the mirror's reference, every build gets its node and nginx", async () => {
+    const graph = await buildGraph({ images: JSON.stringify(mirror) });
+    expect(pulledBy(graph)).toEqual({
+      "chatgrid-redis-image": mirror.redis,
+      "chatgrid-kafka-image": mirror.kafka,
+      "chatgrid-nginx-image": mirror.nginx,
+    });
+    const args = { NODE_IMAGE: mirror.node, NGINX_IMAGE: mirror.nginx };
+    expect(buildArgs(graph)).toEqual({
+      "chatgrid-gateway-image-build": args,
+      "chatgrid-ai-image-build": args,
+      "chatgrid-web-image-build": args,
+    });
+    // Nothing of Docker Hub's pins is left anywhere in the graph.
+    const text = JSON.stringify(graph.resources.map((r) => r.inputs));
+    for (const pin of Object.values(images)) expect(text).not.toContain(pin.split("@")[1]);
+    // The containers still run what their RemoteImage pulled.
+    expect(graph.container("chatgrid-redis").inputs.image).toBe(fakeImageId("chatgrid-redis-image"));
+  });
+
+  it("a subset: only those are replaced, the others keep the pins of infra/images.ts", async () => {
+    const graph = await buildGraph({ images: JSON.stringify({ nginx: mirror.nginx, node: mirror.node }) });
+    expect(pulledBy(graph)).toEqual({
+      "chatgrid-redis-image": images.redis,
+      "chatgrid-kafka-image": images.kafka,
+      "chatgrid-nginx-image": mirror.nginx,
+    });
+    for (const args of Object.values(buildArgs(graph))) {
+      expect(args).toEqual({ NODE_IMAGE: mirror.node, NGINX_IMAGE: mirror.nginx });
+    }
+    const redisOnly = await buildGraph({ images: JSON.stringify({ redis: mirror.redis }) });
+    expect(pulledBy(redisOnly)["chatgrid-redis-image"]).toBe(mirror.redis);
+    for (const args of Object.values(buildArgs(redisOnly))) expect(args).toEqual(baseImageBuildArgs(images));
+  });
+
+  it("an empty map is the pins; so is a Kafka replacement with Kafka off (nothing pulls it)", async () => {
+    const none = await buildGraph({ images: "{}" });
+    const defaults = await buildGraph({});
+    expect(none.resources.map((r) => JSON.stringify(r.inputs))).toEqual(
+      defaults.resources.map((r) => JSON.stringify(r.inputs)),
+    );
+    const noKafka = await buildGraph({ kafka: "false", images: JSON.stringify({ kafka: mirror.kafka }) });
+    expect(Object.values(pulledBy(noKafka))).not.toContain(mirror.kafka);
+  });
+
+  it("other registry forms: a host name with a port, a dotted host, localhost", async () => {
+    const { parseStackConfig } = await import("./config");
+    for (const ref of [
+      `registry:5000/redis:7${digest("a")}`,
+      `mirror.example.com/library/redis:7.4-alpine${digest("b")}`,
+      `localhost/redis:7${digest("c")}`,
+    ]) {
+      expect(parseStackConfig({ images: JSON.stringify({ redis: ref }) }).images.redis).toBe(ref);
+    }
+  });
+});
+
+describe("chatgrid:platform: every image build states it", () => {
+  const platforms = (g: Graph) => g.of(T.image).map((i) => (i.inputs.build as { platform?: string }).platform);
+
+  it("defaults to this machine's architecture (x64 → linux/amd64, arm64 → linux/arm64)", async () => {
+    expect(hostPlatform("x64")).toBe("linux/amd64");
+    expect(hostPlatform("arm64")).toBe("linux/arm64");
+    expect(hostPlatform("ppc64")).toBeUndefined();
+    const graph = await buildGraph({});
+    expect(platforms(graph)).toEqual([hostPlatform(), hostPlatform(), hostPlatform()]);
+    expect(hostPlatform()).toMatch(/^linux\/(amd64|arm64)$/);
+  });
+
+  it.each(["linux/amd64", "linux/arm64"])("%s: all three builds", async (platform) => {
+    const graph = await buildGraph({ platform });
+    expect(platforms(graph)).toEqual([platform, platform, platform]);
+  });
+});
+
 describe("secrets: generated by Pulumi, held by Redis and the nodes, never plain text in the graph", () => {
   let graph: Graph;
   it("builds (with an OpenAI key too)", async () => {
@@ -675,8 +778,11 @@ describe("scaling is configuration: what changes between two configurations", ()
       changed: [`${T.container} chatgrid-nginx`, `${T.container} chatgrid-web`],
     });
     expect(uploadedConf(after.container("chatgrid-nginx"))).toBe(
-      renderNginxConf(expectedTopology(5, 3), { errorLog: "/dev/stderr", accessLog: "off", workerProcesses: "auto" }),
+      renderNginxConf(expectedTopology(5, 3), proxyOptions(5)),
     );
+    // The three gateways that stay keep their addresses, so their lines in the upstream do not move.
+    const upstream = (g: Graph) => uploadedConf(g.container("chatgrid-nginx")).match(/^\s*server \S+ max_fails.*$/gm);
+    expect(upstream(after)!.slice(0, 3)).toEqual(upstream(before));
   });
 
   it("aiNodes 3 → 5: two AI containers more; every gateway learns them (AI_SERVICE_URLS only); nginx untouched", async () => {
@@ -693,6 +799,60 @@ describe("scaling is configuration: what changes between two configurations", ()
       expect(changedKeys).toEqual(["AI_SERVICE_URLS"]);
       expect(now!.AI_SERVICE_URLS).toBe([1, 2, 3, 4, 5].map((a) => `ai-${a}=http://ai-${a}:7001`).join(","));
     }
+  });
+});
+
+describe("chatgrid:images and chatgrid:platform: wrong values, the exact lines", () => {
+  const d = `@sha256:${"a".repeat(64)}`;
+  const pinned = "[registry[:port]/]name:tag@sha256:<64 hex>";
+  it.each<{ raw: Record<string, string>; lines: string[] }>([
+    {
+      raw: { images: "redis:7" },
+      lines: ['chatgrid:images: expected a JSON object (pulumi config set --path or a YAML map) (got "redis:7")'],
+    },
+    {
+      raw: { images: '["redis"]' },
+      lines: ['chatgrid:images: Invalid input: expected record, received array (got "[\\"redis\\"]")'],
+    },
+    {
+      raw: { images: '{"redis":"redis:7.4-alpine"}' },
+      lines: [`chatgrid:images.redis: expected a pinned reference ${pinned} (got "redis:7.4-alpine")`],
+    },
+    {
+      raw: { images: JSON.stringify({ nginx: `http://127.0.0.1:5000/nginx:1${d}` }) },
+      lines: [`chatgrid:images.nginx: expected a pinned reference ${pinned} (got "http://127.0.0.1:5000/nginx:1${d}")`],
+    },
+    {
+      raw: { images: '{"node":20}' },
+      lines: [`chatgrid:images.node: expected a pinned reference ${pinned} (got 20)`],
+    },
+    {
+      raw: { images: JSON.stringify({ mongo: `mongo:7${d}`, kafka: "apache/kafka:latest" }) },
+      lines: [
+        `chatgrid:images.mongo: not an image of the stack (known: redis, kafka, nginx, node) (got "mongo:7${d}")`,
+        `chatgrid:images.kafka: expected a pinned reference ${pinned} (got "apache/kafka:latest")`,
+      ],
+    },
+    {
+      raw: { platform: "linux/386" },
+      lines: ['chatgrid:platform: expected one of linux/amd64, linux/arm64 (got "linux/386")'],
+    },
+  ])("$raw", async ({ raw, lines }) => {
+    const engine = await mockEngine("local");
+    const { parseStackConfig } = await import("./config");
+    const { buildLocalStack } = await import("./local");
+    let message = "";
+    try {
+      buildLocalStack(parseStackConfig(raw));
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toBe(
+      `invalid chatgrid stack configuration:\n${lines.map((l) => `  ${l}`).join("\n")}\n` +
+        "Change a value with: pulumi config set chatgrid:<key> <value>   (remove one: pulumi config rm chatgrid:<key>)",
+    );
+    await engine.settle();
+    expect(engine.resources).toEqual([]);
   });
 });
 

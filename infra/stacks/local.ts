@@ -11,7 +11,6 @@ import { ChatgridNetwork } from "../components/network";
 import { NginxProxy } from "../components/nginx";
 import { RedisServer } from "../components/redis";
 import { WEB_ROOT, WebClient } from "../components/web";
-import { images } from "../images";
 import { type NginxRenderOptions, renderNginxConf } from "../nginx/render";
 import { deriveTopology, type Placement, type Topology, type TopologyConfig } from "../topology";
 import { DEBUG_PORTS, type StackConfig } from "./config";
@@ -120,15 +119,17 @@ export function buildLocalStack(config: StackConfig, options: { repoRoot?: strin
     aliases: [alias],
   });
 
-  const appImages = {
-    gateway: new AppImage(`${prefix}-gateway-image`, {
-      app: "gateway",
+  // The pins of infra/images.ts, or the stack's replacements (chatgrid:images): pulled, and the Dockerfiles' bases.
+  const { images, platform } = config;
+  const build = (app: "gateway" | "ai" | "web") =>
+    new AppImage(`${prefix}-${app}-image`, {
+      app,
       repoRoot,
-      imageName: `${prefix}/gateway:local`,
-    }),
-    ai: new AppImage(`${prefix}-ai-image`, { app: "ai", repoRoot, imageName: `${prefix}/ai:local` }),
-    web: new AppImage(`${prefix}-web-image`, { app: "web", repoRoot, imageName: `${prefix}/web:local` }),
-  };
+      imageName: `${prefix}/${app}:local`,
+      baseImages: { node: images.node, nginx: images.nginx },
+      platform,
+    });
+  const appImages = { gateway: build("gateway"), ai: build("ai"), web: build("web") };
 
   // Drawn once by Pulumi at the first `up`, then kept: replacing them is a deliberate rotation (docs/docker.md).
   const secrets = {
@@ -176,27 +177,30 @@ export function buildLocalStack(config: StackConfig, options: { repoRoot?: strin
     { dependsOn: backing },
   );
 
+  // One fixed address per gateway: the gateways' containers get them, and both nginx upstreams name them (no DNS).
+  const gatewayAddresses = topology.gateways.map((_, index) => network.address({ role: "gateway", index }));
   const gateways = new GatewayGroup(
     `${prefix}-gateways`,
     {
       nodes: topology.gateways,
       image: appImages.gateway.ref,
       networkName: network.networkName,
-      addresses: topology.gateways.map((_, index) => network.address({ role: "gateway", index })),
+      addresses: gatewayAddresses,
       containerPrefix: prefix,
       secretEnv: nodeSecrets,
     },
     { dependsOn: [...backing, aiNodes] },
   );
 
-  // nginx resolves the gateways' names when it starts: both nginx containers come after the gateways.
+  // The upstreams list the gateways' fixed addresses, so nginx starts with any of them down; on a first `up` both
+  // nginx containers still come after the gateways, so the entry never opens onto nothing.
   const nginx = new NginxProxy(
     `${prefix}-nginx`,
     {
       containerName: `${prefix}-nginx`,
       image: images.nginx,
       network: on({ role: "nginx" }, hosts.nginx),
-      nginxConf: renderNginxConf(topology, NGINX_OPTIONS.proxy),
+      nginxConf: renderNginxConf(topology, { ...NGINX_OPTIONS.proxy, upstreamAddresses: gatewayAddresses }),
       healthPort: entryPorts.httpPort,
       ports: [publish(entryPorts.httpPort, hostPorts.httpPort), publish(entryPorts.metricsPort, hostPorts.metricsPort)],
     },
@@ -209,7 +213,7 @@ export function buildLocalStack(config: StackConfig, options: { repoRoot?: strin
       containerName: `${prefix}-web`,
       image: appImages.web.ref,
       network: on({ role: "web" }, hosts.web),
-      nginxConf: renderNginxConf(topology, NGINX_OPTIONS.web),
+      nginxConf: renderNginxConf(topology, { ...NGINX_OPTIONS.web, upstreamAddresses: gatewayAddresses }),
       port: publish(entryPorts.webPort, hostPorts.webPort),
     },
     { dependsOn: [gateways] },
