@@ -1,31 +1,16 @@
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AiNodeRegistry } from "./ai-registry";
 import { keys } from "./keys";
 import { registrationMac } from "./node-auth";
-import { connectRedis, createRedis } from "./redis";
-import { startTestRedis, type TestRedis } from "./test-redis";
+import { useTestRedis } from "./test-redis";
 
-let server: TestRedis;
-let redis: Redis;
+const redisOf = useTestRedis("test-registry", { beforeAll, afterAll });
 const secret = "k".repeat(32);
-
-beforeAll(async () => {
-  server = await startTestRedis();
-  redis = createRedis(server.url, "test-registry");
-  redis.on("error", () => undefined);
-  await connectRedis(redis, 10_000);
-});
-
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
 
 describe("AiNodeRegistry: only nodes that hold the cluster secret are discovered", () => {
   it("lists a node that registered with the secret, and forgets it when it leaves", async () => {
-    await redis.del(keys.aiNodes());
-    const registry = new AiNodeRegistry(redis, secret);
+    await redisOf().del(keys.aiNodes());
+    const registry = new AiNodeRegistry(redisOf(), secret);
     await registry.heartbeat({ name: "ai-1", url: "http://127.0.0.1:7001" }, 10_000);
     expect(await registry.live()).toEqual([{ name: "ai-1", url: "http://127.0.0.1:7001" }]);
     expect(registry.lastRefused).toBe(0);
@@ -34,8 +19,8 @@ describe("AiNodeRegistry: only nodes that hold the cluster secret are discovered
   });
 
   it("ignores and counts members written by anyone without the secret", async () => {
-    await redis.del(keys.aiNodes());
-    const registry = new AiNodeRegistry(redis, secret);
+    await redisOf().del(keys.aiNodes());
+    const registry = new AiNodeRegistry(redisOf(), secret);
     await registry.heartbeat({ name: "ai-1", url: "http://127.0.0.1:7001" }, 10_000);
     const expiry = Date.now() + 60_000;
     const forged = [
@@ -55,10 +40,10 @@ describe("AiNodeRegistry: only nodes that hold the cluster secret are discovered
       }),
       "not json",
     ];
-    for (const member of forged) await redis.zadd(keys.aiNodes(), expiry, member);
+    for (const member of forged) await redisOf().zadd(keys.aiNodes(), expiry, member);
     expect(await registry.live()).toEqual([{ name: "ai-1", url: "http://127.0.0.1:7001" }]);
     expect(registry.lastRefused).toBe(forged.length);
     // A node with another secret (another cluster sharing the Redis) is not ours either.
-    expect(await new AiNodeRegistry(redis, "y".repeat(32)).live()).toEqual([]);
+    expect(await new AiNodeRegistry(redisOf(), "y".repeat(32)).live()).toEqual([]);
   });
 });

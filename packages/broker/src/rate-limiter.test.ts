@@ -1,24 +1,9 @@
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "./ids";
 import { RateLimiter } from "./rate-limiter";
-import { connectRedis, createRedis } from "./redis";
-import { startTestRedis, type TestRedis } from "./test-redis";
+import { useTestRedis } from "./test-redis";
 
-let server: TestRedis;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startTestRedis();
-  redis = createRedis(server.url, "test-rate");
-  redis.on("error", () => undefined);
-  await connectRedis(redis, 10_000);
-});
-
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
+const redisOf = useTestRedis("test-rate", { beforeAll, afterAll });
 
 async function admitted(limiter: RateLimiter, id: string, tries: number): Promise<number> {
   let allowed = 0;
@@ -28,7 +13,7 @@ async function admitted(limiter: RateLimiter, id: string, tries: number): Promis
 
 describe("RateLimiter (GCRA token bucket in one Redis call)", () => {
   it("admits the burst at once, then refuses with a Retry-After that matches the rate", async () => {
-    const limiter = new RateLimiter(redis, "test", { rate: 10, periodMs: 10_000, burst: 5 });
+    const limiter = new RateLimiter(redisOf(), "test", { rate: 10, periodMs: 10_000, burst: 5 });
     const id = newId("sess");
     expect(await admitted(limiter, id, 20)).toBe(5);
     const refused = await limiter.check(id);
@@ -38,7 +23,7 @@ describe("RateLimiter (GCRA token bucket in one Redis call)", () => {
   it("does not admit twice its limit across what would be a fixed window's edge", async () => {
     // A fixed window of 1 s with limit 20 admits 20 at 0.95 s and 20 more at 1.05 s. The bucket (rate 20/s,
     // burst 20) admits the first 20, then only what 0.1 s refills (2), never another 20.
-    const limiter = new RateLimiter(redis, "test", { rate: 20, periodMs: 1000, burst: 20 });
+    const limiter = new RateLimiter(redisOf(), "test", { rate: 20, periodMs: 1000, burst: 20 });
     const id = newId("sess");
     expect(await admitted(limiter, id, 40)).toBe(20);
     const start = Date.now();
@@ -50,7 +35,7 @@ describe("RateLimiter (GCRA token bucket in one Redis call)", () => {
   });
 
   it("charges a cost of several tokens at once, and refuses a cost above what is left without charging", async () => {
-    const limiter = new RateLimiter(redis, "test", { rate: 1, periodMs: 60_000, burst: 10 });
+    const limiter = new RateLimiter(redisOf(), "test", { rate: 1, periodMs: 60_000, burst: 10 });
     const id = newId("sess");
     expect((await limiter.check(id, 7)).allowed).toBe(true);
     expect((await limiter.check(id, 7)).allowed).toBe(false);
@@ -60,20 +45,20 @@ describe("RateLimiter (GCRA token bucket in one Redis call)", () => {
   });
 
   it("keeps ids and scopes apart, and its key expires once the bucket is full again", async () => {
-    const a = new RateLimiter(redis, "a", { rate: 1, periodMs: 1000, burst: 1 });
-    const b = new RateLimiter(redis, "b", { rate: 1, periodMs: 1000, burst: 1 });
+    const a = new RateLimiter(redisOf(), "a", { rate: 1, periodMs: 1000, burst: 1 });
+    const b = new RateLimiter(redisOf(), "b", { rate: 1, periodMs: 1000, burst: 1 });
     const id = newId("sess");
     expect((await a.check(id)).allowed).toBe(true);
     expect((await a.check(id)).allowed).toBe(false);
     expect((await a.check(`${id}-other`)).allowed).toBe(true);
     expect((await b.check(id)).allowed).toBe(true);
-    const ttl = await redis.pttl(`cg:rl:a:${id}`);
+    const ttl = await redisOf().pttl(`cg:rl:a:${id}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(1001);
   });
 
   it("refuses a limit that cannot work", () => {
-    expect(() => new RateLimiter(redis, "x", { rate: 0, periodMs: 1000, burst: 1 })).toThrow(
+    expect(() => new RateLimiter(redisOf(), "x", { rate: 0, periodMs: 1000, burst: 1 })).toThrow(
       "RateLimiter x: rate, periodMs must be > 0 and burst >= 1",
     );
   });

@@ -1,30 +1,18 @@
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConversationStore } from "./conversations";
 import { newId } from "./ids";
 import { keys } from "./keys";
-import { connectRedis, createRedis } from "./redis";
 import { StreamSlots } from "./stream-slots";
 import { StreamStore } from "./stream-store";
-import { startTestRedis, type TestRedis } from "./test-redis";
+import { useTestRedis } from "./test-redis";
 
-let server: TestRedis;
-let redis: Redis;
+const redisOf = useTestRedis("test-slots", { beforeAll, afterAll });
 let store: StreamStore;
 let conversations: ConversationStore;
 
-beforeAll(async () => {
-  server = await startTestRedis();
-  redis = createRedis(server.url, "test-slots");
-  redis.on("error", () => undefined);
-  await connectRedis(redis, 10_000);
-  store = new StreamStore(redis, { leaseMs: 5000 });
-  conversations = new ConversationStore(redis, store);
-});
-
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
+beforeAll(() => {
+  store = new StreamStore(redisOf(), { leaseMs: 5000 });
+  conversations = new ConversationStore(redisOf(), store);
 });
 
 /** A stream that holds its slots, as POST /api/chat makes it. */
@@ -48,26 +36,26 @@ async function finish(sessionId: string, streamId: string, conversationId: strin
 
 describe("StreamSlots: concurrent answers per session and per address, in Redis", () => {
   it("refuses the session's answer past its cap, and frees a slot with the stream's done", async () => {
-    const slots = new StreamSlots(redis, { perSession: 2, perAddress: 10 }, 60_000);
+    const slots = new StreamSlots(redisOf(), { perSession: 2, perAddress: 10 }, 60_000);
     const sessionId = newId("sess");
     const first = await open(slots, sessionId, "10.0.0.1");
     const second = await open(slots, sessionId, "10.0.0.1");
     const third = await open(slots, sessionId, "10.0.0.1");
     expect(first.decision.ok && second.decision.ok).toBe(true);
     expect(third.decision).toEqual({ ok: false, scope: "session" });
-    expect(await redis.zcard(keys.sessionSlots(sessionId))).toBe(2);
+    expect(await redisOf().zcard(keys.sessionSlots(sessionId))).toBe(2);
     // Nothing of the refused answer was written.
-    expect(await redis.zcard(keys.addressSlots("10.0.0.1"))).toBe(2);
+    expect(await redisOf().zcard(keys.addressSlots("10.0.0.1"))).toBe(2);
 
     const turn = first.turn!;
     await finish(sessionId, turn.streamId, turn.conversationId, turn.assistantMessageId);
-    expect(await redis.zcard(keys.sessionSlots(sessionId))).toBe(1);
-    expect(await redis.zcard(keys.addressSlots("10.0.0.1"))).toBe(1);
+    expect(await redisOf().zcard(keys.sessionSlots(sessionId))).toBe(1);
+    expect(await redisOf().zcard(keys.addressSlots("10.0.0.1"))).toBe(1);
     expect((await open(slots, sessionId, "10.0.0.1")).decision.ok).toBe(true);
   });
 
   it("counts every session of one address together", async () => {
-    const slots = new StreamSlots(redis, { perSession: 5, perAddress: 3 }, 60_000);
+    const slots = new StreamSlots(redisOf(), { perSession: 5, perAddress: 3 }, 60_000);
     const address = "10.0.0.2";
     const decisions = [];
     for (let i = 0; i < 4; i++) decisions.push((await open(slots, newId("sess"), address)).decision);
@@ -79,30 +67,30 @@ describe("StreamSlots: concurrent answers per session and per address, in Redis"
 
   it("a stream that never ends frees its slot when its hold lapses (no leak)", async () => {
     // holdMs = maxDuration + the failure bound: backdate the slot instead of waiting for it.
-    const slots = new StreamSlots(redis, { perSession: 1, perAddress: 10 }, 60_000);
+    const slots = new StreamSlots(redisOf(), { perSession: 1, perAddress: 10 }, 60_000);
     const sessionId = newId("sess");
     const { turn } = await open(slots, sessionId, "10.0.0.4");
     expect((await open(slots, sessionId, "10.0.0.4")).decision.ok).toBe(false);
-    await redis.zadd(keys.sessionSlots(sessionId), Date.now() - 1, turn!.streamId);
+    await redisOf().zadd(keys.sessionSlots(sessionId), Date.now() - 1, turn!.streamId);
     expect((await open(slots, sessionId, "10.0.0.4")).decision.ok).toBe(true);
     expect(slots.holdMs).toBe(60_000 + 30_000);
   });
 
   it("release frees both slots (a turn rolled back because no AI node took it)", async () => {
-    const slots = new StreamSlots(redis, { perSession: 1, perAddress: 1 }, 60_000);
+    const slots = new StreamSlots(redisOf(), { perSession: 1, perAddress: 1 }, 60_000);
     const sessionId = newId("sess");
     const { decision, turn } = await open(slots, sessionId, "10.0.0.5");
     if (!decision.ok) throw new Error("expected a slot");
     await slots.release(decision.keys, turn!.streamId);
-    expect(await redis.zcard(decision.keys.session)).toBe(0);
-    expect(await redis.zcard(decision.keys.address)).toBe(0);
+    expect(await redisOf().zcard(decision.keys.session)).toBe(0);
+    expect(await redisOf().zcard(decision.keys.address)).toBe(0);
   });
 
   it("slot sets expire on their own", async () => {
-    const slots = new StreamSlots(redis, { perSession: 3, perAddress: 3 }, 1000);
+    const slots = new StreamSlots(redisOf(), { perSession: 3, perAddress: 3 }, 1000);
     const sessionId = newId("sess");
     await open(slots, sessionId, "10.0.0.6");
-    const ttl = await redis.pttl(keys.sessionSlots(sessionId));
+    const ttl = await redisOf().pttl(keys.sessionSlots(sessionId));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(slots.holdMs);
   });

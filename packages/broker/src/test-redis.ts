@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
+import type { Redis } from "ioredis";
+import { connectRedis, createRedis } from "./redis";
 
 /**
  * Test helper: a throw-away redis-server of the test's own, on a free loopback port, without persistence.
@@ -85,3 +87,28 @@ export async function startTestRedis(): Promise<TestRedis> {
   }
   throw lastError;
 }
+
+/**
+ * A test file's own Redis and one connection to it, started before its tests and stopped after (vitest hooks);
+ * `redis()` is the connection while the file's tests run.
+ */
+export function useTestRedis(name: string, hooks: { beforeAll: Hook; afterAll: Hook }): () => Redis {
+  let server: TestRedis | undefined;
+  let client: Redis | undefined;
+  hooks.beforeAll(async () => {
+    server = await startTestRedis();
+    client = createRedis(server.url, name);
+    client.on("error", () => undefined);
+    await connectRedis(client, 10_000);
+  });
+  hooks.afterAll(async () => {
+    client?.disconnect();
+    await server?.stop();
+  });
+  return () => {
+    if (!client) throw new Error(`${name}: the test Redis is not started (use it inside a test)`);
+    return client;
+  };
+}
+
+type Hook = (fn: () => Promise<void>) => void;
