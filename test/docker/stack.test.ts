@@ -324,6 +324,36 @@ describe("the Docker stack on a real engine (pulumi up, chaos, scale, destroy)",
     await expectExactAnswers([{ client, ...next }]);
   });
 
+  it("with a gateway stopped, a change that replaces nginx and web still brings them up, and they serve", async () => {
+    ready();
+    // `docker stop` is a manual stop: the restart policy leaves gateway-2 down. Its name then resolves nowhere,
+    // which used to keep a new nginx from starting (host not found in upstream); the upstream is by address now.
+    await docker("stop", "chatgrid-gateway-2");
+    expect((await inspect("chatgrid-gateway-2")).status).toBe("exited");
+    // apiBurst is nginx's alone: only the two nginx containers are replaced, the gateways stay as they are.
+    await real!.configure({ apiBurst: "41" });
+    const result = await real!.stack.up({ onOutput: () => undefined });
+    expect(result.summary.result).toBe("succeeded");
+    expect(result.summary.resourceChanges?.replace).toBe(2);
+    for (const name of ["chatgrid-nginx", "chatgrid-web"]) {
+      expect(await inspect(name), name).toMatchObject({ status: "running", health: "healthy" });
+    }
+    for (const url of [entry, web]) {
+      const client = track(new ChatClient(url));
+      await client.connect();
+      expect(client.node).not.toBe("gateway-2");
+      const accepted = await client.chat("[demo:tokens=10] one gateway down");
+      await expectExactAnswers([{ client, ...accepted }]);
+    }
+    await docker("start", "chatgrid-gateway-2");
+    await waitFor(
+      "gateway-2 healthy again",
+      async () => (await inspect("chatgrid-gateway-2")).health === "healthy",
+      90_000,
+      250,
+    );
+  });
+
   it("scale gateways 3 → 4 and AI nodes 3 → 2 by configuration: upstream, AI lists and in-flight streams follow; the entry's gap is measured", async () => {
     ready();
     // Every container back and healthy before the change (the crashes above restarted some).
