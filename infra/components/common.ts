@@ -40,6 +40,8 @@ export interface ServiceContainerArgs {
   network: NetworkPlacement;
   env?: Record<string, pulumi.Input<string>>;
   command?: string[];
+  /** Replaces the image's ENTRYPOINT (the web image's is nginx itself). */
+  entrypoint?: string[];
   healthCheck: HealthCheck;
   /** Nothing is published unless listed here. */
   ports?: PublishedPort[];
@@ -130,6 +132,7 @@ export function serviceContainer(
       image: args.image,
       envs: args.env ? envList(args.env) : undefined,
       command: args.command,
+      entrypoints: args.entrypoint,
       restart: RESTART_POLICY,
       healthcheck: {
         tests: check.tests,

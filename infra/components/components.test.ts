@@ -208,11 +208,17 @@ describe("argument checks", () => {
     expect(
       () =>
         new components.gateways.GatewayGroup("g2", { ...base, nodes: lonely, addresses: ["172.20.1.1", "172.20.1.2"] }),
-    ).toThrow("GatewayGroup: gateway-1 has no AI_SERVICE_URLS");
+    ).toThrow("GatewayGroup: gateway-1 has neither AI_SERVICE_URLS nor AI_DISCOVERY=true");
   });
 
   it("nginx takes the renderer's output only, listening on every port it publishes", () => {
-    const base = { containerName: "n1", image: images.nginx, network: placement, healthPort: 8080 };
+    const base = {
+      containerName: "n1",
+      image: images.nginx,
+      network: placement,
+      healthPort: 8080,
+      confPath: "/tmp/chatgrid-test/entry.conf",
+    };
     const ports = [{ internal: 8080, external: 8080, ip: "127.0.0.1" }];
     expect(() => new components.nginx.NginxProxy("n1", { ...base, nginxConf: "events {}\nhttp {}\n", ports })).toThrow(
       "NginxProxy: nginxConf must be the output of renderNginxConf (infra/nginx/render.ts)",
@@ -235,6 +241,7 @@ describe("argument checks", () => {
       image: "img",
       network: placement,
       port: { internal: 3000, external: 3000, ip: "127.0.0.1" },
+      confPath: "/tmp/chatgrid-test/web.conf",
     };
     expect(() => new components.web.WebClient("w1", { ...base, nginxConf: proxyConf })).toThrow(
       "WebClient: nginxConf must serve the built client from /usr/share/nginx/html (render it with webRoot)",

@@ -30,7 +30,9 @@ export class GatewayGroup extends pulumi.ComponentResource {
     super("chatgrid:docker:GatewayGroup", name, {}, opts);
     requireNodeGroup("GatewayGroup", "gateway", "gateway", args.nodes, args.addresses);
     for (const node of args.nodes) {
-      if (!node.env.AI_SERVICE_URLS) throw new Error(`GatewayGroup: ${node.name} has no AI_SERVICE_URLS`);
+      if (!node.env.AI_SERVICE_URLS && node.env.AI_DISCOVERY !== "true") {
+        throw new Error(`GatewayGroup: ${node.name} has neither AI_SERVICE_URLS nor AI_DISCOVERY=true`);
+      }
       if (node.env.PORT !== String(node.port) || node.env.METRICS_PORT !== String(node.metricsPort)) {
         throw new Error(`GatewayGroup: ${node.name}'s PORT/METRICS_PORT differ from the topology's ports`);
       }

@@ -19,6 +19,7 @@ const T = {
   image: "docker:index/image:Image",
   container: "docker:index/container:Container",
   secret: "pulumi-nodejs:dynamic/chatgrid:GeneratedSecret",
+  hostFile: "pulumi-nodejs:dynamic/chatgrid:HostFile",
 } as const;
 
 /** What the mocked GeneratedSecrets "draw" (infra/testing/pulumi-mocks.ts): the values to look for in the graph. */
@@ -89,6 +90,7 @@ function expectedTopology(gatewayNodes: number, aiNodes: number, kafka = true): 
       "http://localhost:8080",
       "http://127.0.0.1:8080",
     ],
+    aiDiscovery: "registry",
   });
 }
 
@@ -144,17 +146,31 @@ const publishedPorts = (c: RegisteredResource) =>
     external: p.external,
     ip: p.ip,
   }));
-const uploadedConf = (c: RegisteredResource) => {
-  const uploads = c.inputs.uploads as { file: string; content: string }[];
-  expect(uploads.map((u) => u.file)).toEqual(["/etc/nginx/nginx.conf"]);
-  return uploads[0]!.content;
-};
+/**
+ * The configuration an nginx container runs: a HostFile in the stack's own directory on the Docker host, bind-mounted
+ * read-only at /etc/chatgrid and followed in place by the container's entrypoint (no upload: a new file would
+ * replace the container, and the entry would stop answering while it is recreated).
+ */
+function liveConf(graph: Graph, containerName: string): string {
+  const container = graph.container(containerName);
+  const file = graph.of(T.hostFile).find((r) => r.name === `${containerName}-conf`);
+  if (!file) throw new Error(`no HostFile ${containerName}-conf`);
+  const fileName = containerName === "chatgrid-nginx" ? "entry.conf" : "web.conf";
+  const dir = join(REPO, ".chatgrid", "docker", "local", "nginx");
+  expect(file.inputs.path).toBe(join(dir, fileName));
+  expect(container.inputs.uploads ?? []).toEqual([]);
+  expect(container.inputs.volumes).toEqual([{ hostPath: dir, containerPath: "/etc/chatgrid", readOnly: true }]);
+  const entrypoint = container.inputs.entrypoints as string[];
+  expect(entrypoint.slice(0, 2)).toEqual(["sh", "-c"]);
+  expect(entrypoint[2]).toContain(`conf=/etc/chatgrid/${fileName}\n`);
+  return file.inputs.content as string;
+}
 const ipToNumber = (ip: string) => ip.split(".").reduce((n, octet) => n * 256 + Number(octet), 0);
 
 const shapes = [
-  { gatewayNodes: 1, aiNodes: 1, total: 26 },
-  { gatewayNodes: 3, aiNodes: 3, total: 30 },
-  { gatewayNodes: 5, aiNodes: 2, total: 31 },
+  { gatewayNodes: 1, aiNodes: 1, total: 28 },
+  { gatewayNodes: 3, aiNodes: 3, total: 32 },
+  { gatewayNodes: 5, aiNodes: 2, total: 33 },
 ];
 
 describe.each(shapes)(
@@ -189,6 +205,8 @@ describe.each(shapes)(
         [T.container]: 4 + n + m,
         // Redis's password and the nodes' CLUSTER_SECRET
         [T.secret]: 2,
+        // nginx's and web's configuration files on the host
+        [T.hostFile]: 2,
       });
       expect(graph.resources).toHaveLength(total);
       expect(graph.of(T.container).map((c) => c.inputs.name)).toEqual(
@@ -280,8 +298,8 @@ describe.each(shapes)(
       expect(all.sort()).toEqual([3000, 8080, 8090]);
     });
 
-    it("nginx gets exactly the renderer's output for this topology, every gateway by its fixed address, at /etc/nginx/nginx.conf", () => {
-      const conf = uploadedConf(graph.container("chatgrid-nginx"));
+    it("nginx gets exactly the renderer's output for this topology, every gateway by its fixed address, in a file it follows in place", () => {
+      const conf = liveConf(graph, "chatgrid-nginx");
       expect(conf).toBe(renderNginxConf(topology, proxyOptions(n)));
       // Addresses, not names: nginx needs no DNS to load the file, so it starts with any gateway down.
       const servers = [...conf.matchAll(/^\s*server (\S+) max_fails=2 fail_timeout=5s;\s+# (\S+)$/gm)];
@@ -298,7 +316,7 @@ describe.each(shapes)(
     });
 
     it("the web container gets the same renderer's output with the web root and /tmp runtime, every gateway too", () => {
-      const conf = uploadedConf(graph.container("chatgrid-web"));
+      const conf = liveConf(graph, "chatgrid-web");
       expect(conf).toBe(
         renderNginxConf(topology, {
           ...proxyOptions(n),
@@ -319,10 +337,10 @@ describe.each(shapes)(
             "WEB",
           )
           .replace(/ {4}location \/ \{\n\s+default_type text\/plain;\n\s+return 503[^\n]*\n {4}\}/g, "WEB");
-      expect(routing(conf)).toBe(routing(uploadedConf(graph.container("chatgrid-nginx"))));
+      expect(routing(conf)).toBe(routing(liveConf(graph, "chatgrid-nginx")));
     });
 
-    it("each gateway's environment is its topology environment plus both secrets: every AI node, Redis and Kafka", () => {
+    it("each gateway's environment is its topology environment plus both secrets: AI nodes from the registry, Redis and Kafka", () => {
       gatewayNames.forEach((g, i) => {
         const container = graph.container(`chatgrid-${g}`);
         const env = envOf(container);
@@ -330,14 +348,17 @@ describe.each(shapes)(
         // The secrets make the whole environment secret (hidden in state and in `pulumi preview`).
         expect(isSecret(container.inputs.envs)).toBe(true);
         expect(env).toMatchObject({ NODE_NAME: g, HOST: "0.0.0.0", PORT: "8081", METRICS_PORT: "9081" });
-        expect(env.AI_SERVICE_URLS!.split(",")).toEqual(aiNames.map((a) => `${a}=http://${a}:7001`));
+        // No AI node by name: gateways follow the signed registry, so scaling AI nodes leaves them as they are.
+        expect(env.AI_SERVICE_URLS).toBeUndefined();
+        expect(env.AI_DISCOVERY).toBe("true");
         expect(env.REDIS_URL).toBe("redis://redis:6379");
         expect(env.KAFKA_BROKERS).toBe("kafka:9092");
         // What the gateway itself makes of it.
         const config = loadGatewayConfig(env);
         expect(config.CLUSTER_SECRET).toBe(CLUSTER_SECRET);
         expect(config.REDIS_PASSWORD).toBe(REDIS_PASSWORD);
-        expect(config.aiNodes.map((a) => a.name)).toEqual(aiNames);
+        expect(config.aiNodes).toEqual([]);
+        expect(config.AI_DISCOVERY).toBe(true);
         expect(config.allowedOrigins).toContain("http://localhost:3000");
       });
     });
@@ -563,8 +584,8 @@ describe("switches", () => {
     ]);
     // Inside, nginx is what it is with the defaults: host ports change the origins and nothing in the containers.
     const defaults = await buildGraph({});
-    expect(uploadedConf(graph.container("chatgrid-nginx"))).toBe(uploadedConf(defaults.container("chatgrid-nginx")));
-    expect(uploadedConf(graph.container("chatgrid-web"))).toBe(uploadedConf(defaults.container("chatgrid-web")));
+    expect(liveConf(graph, "chatgrid-nginx")).toBe(liveConf(defaults, "chatgrid-nginx"));
+    expect(liveConf(graph, "chatgrid-web")).toBe(liveConf(defaults, "chatgrid-web"));
     expect(envOf(graph.container("chatgrid-gateway-1")).ALLOWED_ORIGINS).toBe(
       "http://localhost:4000,http://127.0.0.1:4000,http://localhost:9080,http://127.0.0.1:9080",
     );
@@ -585,9 +606,7 @@ describe("switches", () => {
     expect(publishedPorts(graph.container("chatgrid-web"))).toEqual([
       { internal: 3000, external: 443, ip: "127.0.0.1" },
     ]);
-    const listens = [...uploadedConf(graph.container("chatgrid-web")).matchAll(/listen (\d+);/g)].map((m) =>
-      Number(m[1]),
-    );
+    const listens = [...liveConf(graph, "chatgrid-web").matchAll(/listen (\d+);/g)].map((m) => Number(m[1]));
     expect(Math.min(...listens)).toBeGreaterThanOrEqual(1024);
   });
 
@@ -769,35 +788,35 @@ describe("scaling is configuration: what changes between two configurations", ()
     };
   };
 
-  it("gatewayNodes 3 → 5: two gateway containers more; nginx and web get the new upstream; nothing else moves", async () => {
+  it("gatewayNodes 3 → 5: two gateway containers more; nginx's and web's files get the new upstream, their containers stay", async () => {
     const before = await buildGraph({ gatewayNodes: "3", aiNodes: "3" });
     const after = await buildGraph({ gatewayNodes: "5", aiNodes: "3" });
     expect(diff(before, after)).toEqual({
       added: [`${T.container} chatgrid-gateway-4`, `${T.container} chatgrid-gateway-5`],
       removed: [],
-      changed: [`${T.container} chatgrid-nginx`, `${T.container} chatgrid-web`],
+      // The files only: nginx reloads them in place, so the entry is never recreated (docs/docker.md "Scaling").
+      changed: [`${T.hostFile} chatgrid-nginx-conf`, `${T.hostFile} chatgrid-web-conf`],
     });
-    expect(uploadedConf(after.container("chatgrid-nginx"))).toBe(
-      renderNginxConf(expectedTopology(5, 3), proxyOptions(5)),
-    );
+    expect(liveConf(after, "chatgrid-nginx")).toBe(renderNginxConf(expectedTopology(5, 3), proxyOptions(5)));
     // The three gateways that stay keep their addresses, so their lines in the upstream do not move.
-    const upstream = (g: Graph) => uploadedConf(g.container("chatgrid-nginx")).match(/^\s*server \S+ max_fails.*$/gm);
+    const upstream = (g: Graph) => liveConf(g, "chatgrid-nginx").match(/^\s*server \S+ max_fails.*$/gm);
     expect(upstream(after)!.slice(0, 3)).toEqual(upstream(before));
   });
 
-  it("aiNodes 3 → 5: two AI containers more; every gateway learns them (AI_SERVICE_URLS only); nginx untouched", async () => {
+  it("aiNodes 3 → 5: two AI containers more, and nothing else: no gateway is touched (they follow the registry)", async () => {
     const before = await buildGraph({ gatewayNodes: "3", aiNodes: "3" });
     const after = await buildGraph({ gatewayNodes: "3", aiNodes: "5" });
     expect(diff(before, after)).toEqual({
       added: [`${T.container} chatgrid-ai-4`, `${T.container} chatgrid-ai-5`],
       removed: [],
-      changed: [1, 2, 3].map((i) => `${T.container} chatgrid-gateway-${i}`),
+      changed: [],
     });
-    for (const i of [1, 2, 3]) {
-      const [was, now] = [before, after].map((g) => envOf(g.container(`chatgrid-gateway-${i}`)));
-      const changedKeys = Object.keys(now!).filter((k) => now![k] !== was![k]);
-      expect(changedKeys).toEqual(["AI_SERVICE_URLS"]);
-      expect(now!.AI_SERVICE_URLS).toBe([1, 2, 3, 4, 5].map((a) => `ai-${a}=http://ai-${a}:7001`).join(","));
+    // What the new nodes announce in the registry is an address every gateway reaches on the network.
+    for (const i of [4, 5]) {
+      const env = envOf(after.container(`chatgrid-ai-${i}`));
+      expect(env.PUBLIC_URL).toBe(`http://ai-${i}:7001`);
+      expect(attachments(after.container(`chatgrid-ai-${i}`))[0]!.aliases).toEqual([`ai-${i}`]);
+      expect(loadAiConfig(env).REGISTER).toBe(true);
     }
   });
 });

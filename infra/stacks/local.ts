@@ -1,4 +1,4 @@
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { AiNodeGroup } from "../components/ai-node-group";
@@ -48,6 +48,8 @@ export function dockerPlacement(config: TopologyConfig): Placement {
     redisUrl: `redis://${DOCKER.hosts.redis}:${DOCKER.ports.redis}`,
     kafkaBrokers: config.kafka.enabled ? `${DOCKER.hosts.kafka}:${DOCKER.ports.kafka}` : undefined,
     allowedOrigins: origins,
+    // Gateways follow the AI nodes' heartbeats: scaling AI nodes replaces no gateway (no socket is dropped).
+    aiDiscovery: "registry",
   };
 }
 
@@ -98,6 +100,8 @@ export interface LocalStack {
  */
 export function buildLocalStack(config: StackConfig, options: { repoRoot?: string } = {}): LocalStack {
   const repoRoot = options.repoRoot ?? REPO_ROOT;
+  // nginx's files live on the Docker host (the engine is local), one directory per stack, out of git.
+  const confDir = join(repoRoot, ".chatgrid", "docker", pulumi.getStack(), "nginx");
   const { prefix, ports, hosts, entryPorts } = DOCKER;
   // The host's ports are the configuration's (origins, published ports, URLs); nginx's own are the fixed ones.
   const hostPorts = {
@@ -201,6 +205,7 @@ export function buildLocalStack(config: StackConfig, options: { repoRoot?: strin
       image: images.nginx,
       network: on({ role: "nginx" }, hosts.nginx),
       nginxConf: renderNginxConf(topology, { ...NGINX_OPTIONS.proxy, upstreamAddresses: gatewayAddresses }),
+      confPath: join(confDir, "entry.conf"),
       healthPort: entryPorts.httpPort,
       ports: [publish(entryPorts.httpPort, hostPorts.httpPort), publish(entryPorts.metricsPort, hostPorts.metricsPort)],
     },
@@ -214,6 +219,7 @@ export function buildLocalStack(config: StackConfig, options: { repoRoot?: strin
       image: appImages.web.ref,
       network: on({ role: "web" }, hosts.web),
       nginxConf: renderNginxConf(topology, { ...NGINX_OPTIONS.web, upstreamAddresses: gatewayAddresses }),
+      confPath: join(confDir, "web.conf"),
       port: publish(entryPorts.webPort, hostPorts.webPort),
     },
     { dependsOn: [gateways] },

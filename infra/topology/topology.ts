@@ -32,6 +32,12 @@ export interface Placement {
   kafkaBrokers?: string;
   /** Origins allowed to open sockets (the web client's). */
   allowedOrigins: string[];
+  /**
+   * How gateways learn the AI nodes. `list` (the default): the topology's AI nodes in AI_SERVICE_URLS, plus any that
+   * heartbeat in Redis. `registry`: only the signed Redis membership (AI_DISCOVERY), so a change of `aiNodes` changes
+   * no gateway's environment and no gateway is restarted by it (docs/architecture.md "AI discovery").
+   */
+  aiDiscovery?: "list" | "registry";
 }
 
 export interface Topology {
@@ -93,7 +99,10 @@ export function deriveTopology(config: TopologyConfig, placement: Placement): To
       },
     };
   });
-  const aiServiceUrls = aiNodes.map((node) => `${node.name}=${node.url}`).join(",");
+  const aiList: Record<string, string> =
+    placement.aiDiscovery === "registry"
+      ? { AI_DISCOVERY: "true" }
+      : { AI_SERVICE_URLS: aiNodes.map((node) => `${node.name}=${node.url}`).join(",") };
   const gateways: NodeSpec[] = Array.from({ length: config.gatewayNodes }, (_, index) => {
     const name = gatewayName(index);
     const host = placement.hostOf(name);
@@ -112,7 +121,7 @@ export function deriveTopology(config: TopologyConfig, placement: Placement): To
         PORT: String(port),
         METRICS_PORT: String(metricsPort),
         REDIS_URL: placement.redisUrl,
-        AI_SERVICE_URLS: aiServiceUrls,
+        ...aiList,
         ALLOWED_ORIGINS: placement.allowedOrigins.join(","),
         ...kafkaEnv(config, placement),
         ...config.nodeEnv,

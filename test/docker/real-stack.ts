@@ -174,6 +174,8 @@ export async function removeLeftovers(log: (line: string) => void): Promise<void
 }
 
 export interface ContainerState {
+  /** The container's id: a replaced container has another. */
+  id: string;
   name: string;
   status: string;
   health?: string;
@@ -184,9 +186,10 @@ export interface ContainerState {
 
 export async function inspect(name: string): Promise<ContainerState> {
   const format =
-    "{{json .Name}} {{json .State.Status}} {{if .State.Health}}{{json .State.Health.Status}}{{else}}null{{end}} {{.State.Pid}} {{.RestartCount}} {{json .State.StartedAt}}";
-  const [n, status, health, pid, restarts, startedAt] = (await docker("inspect", "-f", format, name)).split(" ");
+    "{{.Id}} {{json .Name}} {{json .State.Status}} {{if .State.Health}}{{json .State.Health.Status}}{{else}}null{{end}} {{.State.Pid}} {{.RestartCount}} {{json .State.StartedAt}}";
+  const [id, n, status, health, pid, restarts, startedAt] = (await docker("inspect", "-f", format, name)).split(" ");
   return {
+    id: id!,
     name: JSON.parse(n!).replace(/^\//, ""),
     status: JSON.parse(status!),
     health: JSON.parse(health!) ?? undefined,

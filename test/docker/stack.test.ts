@@ -16,6 +16,7 @@ import {
   fetchInside,
   inspect,
   OWNER_ENV,
+  provisioned,
   type RealStack,
   removeLeftovers,
   stackLeftovers,
@@ -100,6 +101,15 @@ function probeEntry(url: string) {
   };
 }
 
+/** The pids of a container's nginx worker processes (`docker top`, from the host): a reload replaces them all. */
+async function nginxWorkers(container: string): Promise<string[]> {
+  const top = await docker("top", container, "-o", "pid,args");
+  return top
+    .split("\n")
+    .filter((line) => line.includes("nginx: worker process"))
+    .map((line) => line.trim().split(/\s+/)[0]!);
+}
+
 /** Starts a streamed chat on its own client (through `url`) and waits until it is mid-answer. */
 async function startStream(url: string, tokens: number, label: string): Promise<ClientStream> {
   const client = new ChatClient(url);
@@ -136,6 +146,8 @@ describe("the Docker stack on a real engine (pulumi up, chaos, scale, destroy)",
   }, 900_000);
 
   async function setUp() {
+    // First what the machine lacks (with the command to run), before anything asks the engine.
+    provisioned();
     await removeLeftovers(log);
     const [httpPort, webPort, metricsPort] = (await freePorts(8)).filter((p) => p !== 8080);
     entry = `http://127.0.0.1:${httpPort}`;
@@ -324,17 +336,23 @@ describe("the Docker stack on a real engine (pulumi up, chaos, scale, destroy)",
     await expectExactAnswers([{ client, ...next }]);
   });
 
-  it("with a gateway stopped, a change that replaces nginx and web still brings them up, and they serve", async () => {
+  it("with a gateway stopped, a change of nginx's configuration is reloaded in place, and both ports serve", async () => {
     ready();
     // `docker stop` is a manual stop: the restart policy leaves gateway-2 down. Its name then resolves nowhere,
     // which used to keep a new nginx from starting (host not found in upstream); the upstream is by address now.
     await docker("stop", "chatgrid-gateway-2");
     expect((await inspect("chatgrid-gateway-2")).status).toBe("exited");
-    // apiBurst is nginx's alone: only the two nginx containers are replaced, the gateways stay as they are.
+    // apiBurst is nginx's alone: only the two nginx files change (nginx reloads them), no container is replaced.
+    const before = await Promise.all(["chatgrid-nginx", "chatgrid-web"].map(inspect));
     await real!.configure({ apiBurst: "41" });
     const result = await real!.stack.up({ onOutput: () => undefined });
     expect(result.summary.result).toBe("succeeded");
-    expect(result.summary.resourceChanges?.replace).toBe(2);
+    expect(result.summary.resourceChanges).toMatchObject({ update: 2 });
+    expect(result.summary.resourceChanges?.replace ?? 0).toBe(0);
+    expect((await Promise.all(["chatgrid-nginx", "chatgrid-web"].map(inspect))).map((c) => c.id)).toEqual(
+      before.map((c) => c.id),
+    );
+    expect(await docker("exec", "chatgrid-nginx", "cat", "/etc/chatgrid/entry.conf")).toContain("burst=41");
     for (const name of ["chatgrid-nginx", "chatgrid-web"]) {
       expect(await inspect(name), name).toMatchObject({ status: "running", health: "healthy" });
     }
@@ -354,7 +372,7 @@ describe("the Docker stack on a real engine (pulumi up, chaos, scale, destroy)",
     );
   });
 
-  it("scale gateways 3 → 4 and AI nodes 3 → 2 by configuration: upstream, AI lists and in-flight streams follow; the entry's gap is measured", async () => {
+  it("scale gateways 3 → 4 and AI nodes 3 → 2 by configuration: upstream, AI lists and in-flight streams follow; no socket drops, the entry never stops answering", async () => {
     ready();
     // Every container back and healthy before the change (the crashes above restarted some).
     await waitFor(
@@ -369,6 +387,15 @@ describe("the Docker stack on a real engine (pulumi up, chaos, scale, destroy)",
     const onAi3 = streams.filter((s) => s.client.view(s.streamId).start?.aiNode === "ai-3").length;
     log(`streams in flight: ${streams.length}, on ai-3 (removed): ${onAi3}`);
 
+    const staying = [
+      "chatgrid-nginx",
+      "chatgrid-web",
+      "chatgrid-gateway-1",
+      "chatgrid-gateway-2",
+      "chatgrid-gateway-3",
+    ];
+    const stayingBefore = await Promise.all(staying.map(inspect));
+    const workersBefore = await nginxWorkers("chatgrid-nginx");
     const probe = probeEntry(entry);
     const followers = streams.map((s) =>
       followToEnd(s.client, s.streamId, 180_000).then(
@@ -389,30 +416,55 @@ describe("the Docker stack on a real engine (pulumi up, chaos, scale, destroy)",
     log(`resumes per stream: ${followed.map((f) => f.resumes).join(", ")}`);
     expect(followed.filter((f) => "error" in f)).toEqual([]);
     await expectExactAnswers(streams, "stop", 60_000);
-    // Every gateway was replaced (new AI list) while the streams ran: each stream lost its socket and resumed.
-    for (const f of followed) expect(f.resumes).toBeGreaterThan(0);
+    // One gateway created, ai-3 deleted, nginx's two files rewritten; nothing replaced: the gateways follow the AI
+    // registry (their environment does not name AI nodes), and nginx reloads its file in place.
+    expect(result.summary.resourceChanges).toMatchObject({ create: 1, update: 2, delete: 1 });
+    expect(result.summary.resourceChanges?.replace ?? 0).toBe(0);
+    expect((await Promise.all(staying.map(inspect))).map((c) => c.id)).toEqual(stayingBefore.map((c) => c.id));
+    // So no client lost its socket: every stream ended on the connection it started on (those on ai-3 were taken
+    // over by ai-1 or ai-2 behind the same socket), and the entry never stopped answering.
+    expect(followed.map((f) => f.resumes)).toEqual(streams.map(() => 0));
     expect(gap.stillFailing).toBe(false);
-    // nginx is replaced (a new upstream): the entry is away for that moment only (docs/docker.md, "Scaling").
-    expect(gap.longestGapMs).toBeLessThan(10_000);
+    expect(gap.failures).toBe(0);
+    await waitFor(
+      // A reload starts new workers (the old ones finish their connections, then leave).
+      "nginx to reload (new workers)",
+      async () => (await nginxWorkers("chatgrid-nginx")).some((pid) => !workersBefore.includes(pid)),
+      30_000,
+      250,
+    );
 
     expect(await containerNames()).toEqual(expectedContainers(4, 2));
     for (const name of await containerNames()) expect((await inspect(name)).health, name).toBe("healthy");
     // Both nginx containers' upstream lists the four gateways by their fixed addresses.
-    for (const container of ["chatgrid-nginx", "chatgrid-web"]) {
-      const conf = await docker("exec", container, "cat", "/etc/nginx/nginx.conf");
+    for (const [container, file] of [
+      ["chatgrid-nginx", "entry.conf"],
+      ["chatgrid-web", "web.conf"],
+    ] as const) {
+      const conf = await docker("exec", container, "cat", `/etc/chatgrid/${file}`);
       const upstream = /upstream chatgrid_gateways \{([^}]*)\}/.exec(conf)?.[1] ?? "";
       const servers = [...upstream.matchAll(/server\s+([\d.]+):8081/g)].map((m) => m[1]);
       expect(servers, container).toEqual(["172.20.1.1", "172.20.1.2", "172.20.1.3", "172.20.1.4"]);
     }
-    // Every gateway's AI list (its internal health) is the two remaining nodes, both healthy.
-    for (let i = 1; i <= 4; i++) {
+    // Every gateway's AI list (its internal health) becomes the two remaining nodes, both healthy: ai-3 left the
+    // registry when it was stopped, and each gateway reads the registry every AI_PROBE_INTERVAL_MS (2 s).
+    const aiList = async (i: number) => {
       const health = JSON.parse(await fetchInside(`chatgrid-gateway-${i}`, "http://127.0.0.1:9081/health")) as {
         aiNodes: { name: string; healthy: boolean }[];
       };
-      expect(health.aiNodes.map((n) => [n.name, n.healthy]).sort(), `gateway-${i}`).toEqual([
-        ["ai-1", true],
-        ["ai-2", true],
-      ]);
+      return JSON.stringify(health.aiNodes.map((n) => [n.name, n.healthy]).sort());
+    };
+    const twoLeft = JSON.stringify([
+      ["ai-1", true],
+      ["ai-2", true],
+    ]);
+    for (let i = 1; i <= 4; i++) {
+      await waitFor(
+        `gateway-${i}'s AI list to be ai-1 and ai-2`,
+        async () => (await aiList(i)) === twoLeft,
+        10_000,
+        250,
+      );
     }
     // A new chat lands on the new topology.
     const client = track(new ChatClient(entry));
@@ -420,6 +472,54 @@ describe("the Docker stack on a real engine (pulumi up, chaos, scale, destroy)",
     const accepted = await client.chat("[demo:tokens=10] after the scale");
     await expectExactAnswers([{ client, ...accepted }]);
     expect(client.view(accepted.streamId).done?.aiNode).toMatch(/^ai-[12]$/);
+  });
+
+  it("scale gateways 4 → 3 with streams in flight: the entry never stops answering; streams on gateway-4 resume on another", async () => {
+    ready();
+    const streams: ClientStream[] = [];
+    for (let i = 0; i < 4; i++) streams.push(await startStream(entry, 600, `in flight during the scale-down ${i}`));
+    for (const s of streams) track(s.client);
+    // ip_hash pins one client address to one gateway: all these streams share theirs, gateway-4 or not.
+    const onGateway4 = streams.map((s) => s.client.node === "gateway-4");
+    log(`streams in flight: ${streams.length}, on gateway-4 (removed): ${onGateway4.filter(Boolean).length}`);
+
+    const staying = [
+      "chatgrid-nginx",
+      "chatgrid-web",
+      "chatgrid-gateway-1",
+      "chatgrid-gateway-2",
+      "chatgrid-gateway-3",
+    ];
+    const stayingBefore = await Promise.all(staying.map(inspect));
+    const probe = probeEntry(entry);
+    const followers = streams.map((s) => followToEnd(s.client, s.streamId, 180_000));
+    await real!.configure({ gatewayNodes: "3" });
+    const started = Date.now();
+    const result = await real!.stack.up({ onOutput: () => undefined });
+    log(`pulumi up (3 + 2): ${seconds(started)}, ${JSON.stringify(result.summary.resourceChanges)}`);
+    const resumes = await Promise.all(followers);
+    const gap = await probe.stop();
+    log(
+      `entry /healthz during the scale-down: ${gap.probes} probes every 20 ms, ${gap.failures} failed, longest gap ${gap.longestGapMs} ms`,
+    );
+
+    // The files are rewritten first, gateway-4 deleted last (Pulumi deletes after every other step).
+    expect(result.summary.resourceChanges).toMatchObject({ update: 2, delete: 1 });
+    expect(result.summary.resourceChanges?.replace ?? 0).toBe(0);
+    expect((await Promise.all(staying.map(inspect))).map((c) => c.id)).toEqual(stayingBefore.map((c) => c.id));
+    expect(gap.stillFailing).toBe(false);
+    expect(gap.failures).toBe(0);
+    // A stream on gateway-4 lost its socket (SIGTERM: close 1012) and resumed through nginx; the others never did.
+    expect(resumes.map((r) => r > 0)).toEqual(onGateway4);
+    await expectExactAnswers(streams, "stop", 60_000);
+    expect(await containerNames()).toEqual(expectedContainers(3, 2));
+    const conf = await docker("exec", "chatgrid-nginx", "cat", "/etc/chatgrid/entry.conf");
+    const upstream = /upstream chatgrid_gateways \{([^}]*)\}/.exec(conf)?.[1] ?? "";
+    expect([...upstream.matchAll(/server\s+([\d.]+):8081/g)].map((m) => m[1])).toEqual([
+      "172.20.1.1",
+      "172.20.1.2",
+      "172.20.1.3",
+    ]);
   });
 
   it("pulumi preview after the scale shows no changes", async () => {
