@@ -1,11 +1,19 @@
-import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { type ImagePins, images, PINNED_IMAGE, PINNED_IMAGE_EXPECTED, PULLED_IMAGES } from "../images";
 import { DEFAULT_REDIS_MAXMEMORY, REDIS_MEMORY_EXPECTED, REDIS_MEMORY_SIZE } from "../runner/redis-conf";
 import { parseTopologyConfig, type TopologyConfig, TopologyConfigSchema } from "../topology";
+import {
+  bool,
+  CONFIG_NAMESPACE,
+  configError,
+  int,
+  json,
+  parseSettings,
+  rawStackSettings,
+  SHARED_SETTINGS,
+} from "./settings";
 
-/** The Pulumi config namespace: `pulumi config set chatgrid:gatewayNodes 5`. */
-export const CONFIG_NAMESPACE = "chatgrid";
+export { CONFIG_NAMESPACE };
 
 /** Host ports of Redis and Kafka when `debugPorts` is on (the seed's). */
 export const DEBUG_PORTS = { redis: 6379, kafka: 9092 } as const;
@@ -45,34 +53,7 @@ export function hostPlatform(arch: string = process.arch): DockerPlatform | unde
 }
 
 const topology = TopologyConfigSchema.shape;
-const provider = topology.provider.unwrap().shape;
 const kafka = topology.kafka.unwrap().shape;
-
-/** A whole number written as text (Pulumi hands every value over as a string), then the topology's own rule. */
-const int = (rule: z.ZodNumber) =>
-  z
-    .string()
-    .trim()
-    .regex(/^-?\d+$/, "expected a whole number")
-    .transform(Number)
-    .pipe(rule);
-const bool = z
-  .string()
-  .trim()
-  .refine((v) => v === "true" || v === "false", "expected true or false")
-  .transform((v) => v === "true");
-const json = <T>(rule: z.ZodType<T>) =>
-  z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({ code: "custom", message: "expected a JSON object (pulumi config set --path or a YAML map)" });
-        return z.NEVER;
-      }
-    })
-    .pipe(rule);
 
 /**
  * `chatgrid:images`: a map of replacements for the pins of infra/images.ts, any subset of their keys, each a pinned
@@ -93,9 +74,8 @@ const imagesOverride = z.record(z.string(), z.unknown()).superRefine((map, ctx) 
 }) as z.ZodType<Partial<Record<keyof ImagePins, string>>>;
 
 /** Every key of the `chatgrid:` namespace, with what it expects. Unknown keys are errors (a typo never passes). */
-const StackConfigSchema = z.object({
-  gatewayNodes: int(topology.gatewayNodes.unwrap()).optional(),
-  aiNodes: int(topology.aiNodes.unwrap()).optional(),
+const LOCAL_SETTINGS = {
+  ...SHARED_SETTINGS,
   httpPort: int(topology.httpPort.unwrap()).optional(),
   webPort: int(topology.webPort.unwrap()).optional(),
   metricsPort: int(topology.metricsPort.unwrap()).optional(),
@@ -103,24 +83,7 @@ const StackConfigSchema = z.object({
   debugPortsOnAllInterfaces: bool.optional(),
   redisMaxMemory: z.string().trim().regex(REDIS_MEMORY_SIZE, REDIS_MEMORY_EXPECTED).optional(),
   publishAddress: z.ipv4("expected an IPv4 address such as 127.0.0.1 (this machine only) or 0.0.0.0").optional(),
-  provider: provider.kind.optional(),
-  demoTokensPerSecond: int(provider.demoTokensPerSecond.unwrap()).optional(),
-  demoMaxTokens: int(provider.demoMaxTokens.unwrap()).optional(),
-  openaiBaseUrl: provider.openaiBaseUrl,
-  openaiModel: provider.openaiModel,
-  openaiApiKey: z
-    .string()
-    .min(1, "expected the API key (pulumi config set --secret chatgrid:openaiApiKey …)")
-    .optional(),
   kafka: bool.optional(),
-  kafkaTopic: kafka.topic.optional(),
-  kafkaPartitions: int(kafka.partitions.unwrap()).optional(),
-  apiRatePerSecond: int(topology.apiRatePerSecond.unwrap()).optional(),
-  apiBurst: int(topology.apiBurst.unwrap()).optional(),
-  wsConnectionsPerAddress: int(topology.wsConnectionsPerAddress.unwrap()).optional(),
-  maxClientConnections: int(topology.maxClientConnections.unwrap()).optional(),
-  clientTimeoutSeconds: int(topology.clientTimeoutSeconds.unwrap()).optional(),
-  nodeEnv: json(topology.nodeEnv.unwrap()).optional(),
   images: json(imagesOverride).optional(),
   platform: z
     .string()
@@ -131,29 +94,9 @@ const StackConfigSchema = z.object({
     )
     .transform((v) => v as DockerPlatform)
     .optional(),
-});
+};
 
-export const STACK_CONFIG_KEYS = Object.keys(StackConfigSchema.shape);
-
-/** A value as the error messages show it: JSON (strings quoted, numbers bare), or its text when JSON has none. */
-const quote = (value: unknown) => JSON.stringify(value) ?? String(value);
-
-/** The value a problem is about: the setting's, or for a JSON setting the entry at `path` within it when it has one. */
-function offending(text: string | undefined, path: PropertyKey[]): { value: unknown } | undefined {
-  if (text === undefined) return undefined;
-  if (path.length === 0) return { value: text };
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return { value: text };
-  }
-  for (const step of path) {
-    if (value === null || typeof value !== "object" || !(String(step) in value)) return { value: text };
-    value = (value as Record<string, unknown>)[String(step)];
-  }
-  return { value };
-}
+export const STACK_CONFIG_KEYS = Object.keys(LOCAL_SETTINGS);
 
 /**
  * Validates the raw `chatgrid:` values (keys without the namespace, values as Pulumi gives them: strings). Every
@@ -161,24 +104,8 @@ function offending(text: string | undefined, path: PropertyKey[]): { value: unkn
  * `  chatgrid:gatewayNodes: at least 1 gateway node (got "0")`.
  */
 export function parseStackConfig(raw: Record<string, string | undefined>): StackConfig {
-  const problems: string[] = [];
-  const unknown = Object.keys(raw).filter((key) => !STACK_CONFIG_KEYS.includes(key));
-  for (const key of unknown) {
-    problems.push(`${CONFIG_NAMESPACE}:${key}: not a chatgrid setting (known: ${STACK_CONFIG_KEYS.join(", ")})`);
-  }
-  const known = Object.fromEntries(Object.entries(raw).filter(([key, v]) => !unknown.includes(key) && v !== undefined));
-  const parsed = StackConfigSchema.safeParse(known);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const key = String(issue.path[0] ?? "(config)");
-      const rest = issue.path.slice(1).join(".");
-      const found = offending(known[key], issue.path.slice(1));
-      const got = found ? ` (got ${quote(found.value)})` : "";
-      problems.push(`${CONFIG_NAMESPACE}:${key}${rest ? `.${rest}` : ""}: ${issue.message}${got}`);
-    }
-  }
-  if (problems.length === 0 && parsed.success) {
-    const c = parsed.data;
+  const { values: c, problems } = parseSettings(raw, "local", LOCAL_SETTINGS);
+  if (c && problems.length === 0) {
     const debugPorts = c.debugPorts ?? false;
     // Any address but loopback (0.0.0.0, a LAN or public address) puts Redis and Kafka within others' reach.
     const address = c.publishAddress ?? "127.0.0.1";
@@ -248,19 +175,10 @@ export function parseStackConfig(raw: Record<string, string | undefined>): Stack
       };
     }
   }
-  throw new Error(
-    `invalid chatgrid stack configuration:\n${problems.map((p) => `  ${p}`).join("\n")}\n` +
-      `Change a value with: pulumi config set ${CONFIG_NAMESPACE}:<key> <value>   (remove one: pulumi config rm ${CONFIG_NAMESPACE}:<key>)`,
-  );
+  throw configError(problems);
 }
 
 /** The `chatgrid:` values of the running stack (Pulumi.<stack>.yaml and `pulumi config set`), validated. */
 export function readStackConfig(): StackConfig {
-  const prefix = `${CONFIG_NAMESPACE}:`;
-  const raw = Object.fromEntries(
-    Object.entries(pulumi.runtime.allConfig())
-      .filter(([key]) => key.startsWith(prefix))
-      .map(([key, value]) => [key.slice(prefix.length), value]),
-  );
-  return parseStackConfig(raw);
+  return parseStackConfig(rawStackSettings());
 }
