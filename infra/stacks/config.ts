@@ -53,7 +53,6 @@ export function hostPlatform(arch: string = process.arch): DockerPlatform | unde
 }
 
 const topology = TopologyConfigSchema.shape;
-const kafka = topology.kafka.unwrap().shape;
 
 /**
  * `chatgrid:images`: a map of replacements for the pins of infra/images.ts, any subset of their keys, each a pinned
