@@ -39,6 +39,17 @@ export function ensureKafkaJars(root: string, log: (line: string) => void): stri
   return libs;
 }
 
+/** An extra TLS listener, for tests of TLS clients (docs/events.md "TLS and authentication"). */
+export interface KafkaSslListener {
+  port: number;
+  /** A PEM file with the broker's unencrypted PKCS#8 private key and its certificate chain (`ssl.keystore.type=PEM`). */
+  keystorePemFile: string;
+}
+
+export interface KafkaBrokerOptions {
+  ssl?: KafkaSslListener;
+}
+
 export interface KafkaBrokerFiles {
   command: string;
   args: string[];
@@ -47,10 +58,19 @@ export interface KafkaBrokerFiles {
 
 /**
  * Writes a KRaft combined-mode (broker + controller) configuration on loopback, formats the log dir once, and
- * returns the command that starts the broker. Replication factors are 1: it is one broker.
+ * returns the command that starts the broker. Replication factors are 1: it is one broker. `options.ssl` adds a TLS
+ * listener beside the PLAINTEXT one (which the readiness probe and inter-broker traffic keep using).
  */
-export function prepareKafkaBroker(root: string, dir: string, port: number, controllerPort: number): KafkaBrokerFiles {
+export function prepareKafkaBroker(
+  root: string,
+  dir: string,
+  port: number,
+  controllerPort: number,
+  options: KafkaBrokerOptions = {},
+): KafkaBrokerFiles {
   const libs = kafkaLibDir(root);
+  const { ssl } = options;
+  const sslListener = ssl ? `,SSL://127.0.0.1:${ssl.port}` : "";
   const dataDir = join(dir, "data");
   // A fresh broker per run: formatted anew, so no state of an earlier run (or another cluster id) gets in the way.
   rmSync(dataDir, { recursive: true, force: true });
@@ -62,11 +82,13 @@ export function prepareKafkaBroker(root: string, dir: string, port: number, cont
       "process.roles=broker,controller",
       "node.id=1",
       `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+      `listeners=PLAINTEXT://127.0.0.1:${port}${sslListener},CONTROLLER://127.0.0.1:${controllerPort}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}${sslListener}`,
       "controller.listener.names=CONTROLLER",
       "inter.broker.listener.name=PLAINTEXT",
-      "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+      `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${ssl ? ",SSL:SSL" : ""}`,
+      // Server-side TLS only (no client certificates), like MSK's TLS listeners.
+      ...(ssl ? ["ssl.keystore.type=PEM", `ssl.keystore.location=${ssl.keystorePemFile}`, "ssl.client.auth=none"] : []),
       `log.dirs=${dataDir}`,
       "num.partitions=3",
       "default.replication.factor=1",

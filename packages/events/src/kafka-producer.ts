@@ -1,12 +1,17 @@
 import { randomUUID } from "node:crypto";
+import type { ConnectionOptions } from "node:tls";
 import type { Logger } from "@chatgrid/broker";
 import { type ChatgridEvent, EVENT_VERSION, type EventInput } from "@chatgrid/protocol";
-import { type Admin, Kafka, logLevel, type Producer } from "kafkajs";
+import { type Admin, Kafka, logLevel, type Producer, type SASLOptions } from "kafkajs";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { EventProducer } from "./producer";
+import { kafkaFailureHint } from "./security";
 
 export interface KafkaEventProducerOptions {
   brokers: string[];
+  /** TLS and SASL (kafkaClientSecurity); plaintext without authentication when absent. */
+  ssl?: ConnectionOptions | boolean;
+  sasl?: SASLOptions;
   topic: string;
   partitions: number;
   /** The node name: written into every event and used as the Kafka client id. */
@@ -45,6 +50,8 @@ export class KafkaEventProducer implements EventProducer {
     this.kafka = new Kafka({
       clientId: options.node,
       brokers: options.brokers,
+      ssl: options.ssl,
+      sasl: options.sasl,
       logLevel: logLevel.NOTHING,
       connectionTimeout: 2000,
       requestTimeout: 5000,
@@ -124,10 +131,11 @@ export class KafkaEventProducer implements EventProducer {
         backoff = 200;
       } catch (error) {
         this.metrics.up.set(0);
+        const message = error instanceof Error ? error.message : String(error);
         if (!this.outage) {
           this.outage = true;
           this.options.log.warn(
-            { err: error instanceof Error ? error.message : String(error), buffered: this.queue.length },
+            { err: message, ...kafkaFailureHint(message), buffered: this.queue.length },
             "Kafka unreachable: buffering events and retrying",
           );
         }
