@@ -4,8 +4,9 @@ import { tmpdir } from "node:os";
 import { join, posix, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRedis, type TestRedis } from "../packages/broker/src/test-redis";
+import { waitFor } from "../test/support/wait";
 import { ensureWebBuilt } from "../test/support/web";
-import { appHealthCheck, images, PINNED_IMAGE } from "./images";
+import { appHealthCheck, appLivenessCheck, images, PINNED_IMAGE } from "./images";
 import { renderNginxConf } from "./nginx/render";
 import { binaryPath } from "./runner/binaries";
 import { freePorts } from "./runner/ports";
@@ -15,7 +16,8 @@ import { deriveTopology, parseTopologyConfig } from "./topology";
  * What each image needs, checked without a Docker engine: the Dockerfiles are parsed; the build stage's command is
  * run here (it is the same `npm run build --workspace …`); every file the runtime stage copies must then exist; and
  * the runtime stage's start command is run on a copy of what it copies (the image's /app), against a real Redis,
- * until the app's health endpoint answers and the image's own HEALTHCHECK command passes.
+ * until the app's health endpoint answers and the image's own HEALTHCHECK command passes; then the liveness command
+ * (what ECS restarts on) passes too, and keeps passing when Redis goes away while the readiness commands fail.
  */
 
 const REPO = join(import.meta.dirname, "..");
@@ -159,6 +161,23 @@ describe("the Dockerfiles", () => {
       const runtime = dockerfiles[app].stages.at(-1)!;
       const check = last(runtime, "HEALTHCHECK")!.args;
       expect(execForm(check.slice(check.indexOf("CMD ") + 4))).toEqual(appHealthCheck[app]);
+    },
+  );
+
+  it.each(["gateway", "ai"] as const)(
+    "%s: the liveness command is the readiness command with /live for /health, nothing else",
+    (app) => {
+      const ready: readonly string[] = appHealthCheck[app];
+      const live: readonly string[] = appLivenessCheck[app];
+      expect(live).toHaveLength(ready.length);
+      const differing = live.flatMap((arg, i) => (arg === ready[i] ? [] : [i]));
+      expect(differing).toEqual([ready.length - 1]);
+      const [readyScript, liveScript] = [ready.at(-1)!, live.at(-1)!];
+      // The path occurs once in each; swapping it is the whole difference.
+      expect(readyScript.split("'/health'")).toHaveLength(2);
+      expect(liveScript.split("'/live'")).toHaveLength(2);
+      expect(liveScript).toBe(readyScript.replace("'/health'", "'/live'"));
+      expect(liveScript).not.toMatch(/health/);
     },
   );
 
@@ -383,6 +402,13 @@ describe("the images' contents and start commands, run here", () => {
     return spawnSync(process.execPath, args, { env, timeout: 10_000 }).status;
   }
 
+  /** The liveness command (appLivenessCheck), as ECS would run it inside the container: the same way. */
+  function livenessCheck(app: "gateway" | "ai", env: Record<string, string>): number | null {
+    const [command, ...args] = appLivenessCheck[app];
+    expect(command).toBe("node");
+    return spawnSync(process.execPath, args, { env, timeout: 10_000 }).status;
+  }
+
   function stopped(child: ChildProcess): Promise<number | null> {
     return new Promise((resolve) => {
       if (child.exitCode !== null) resolve(child.exitCode);
@@ -401,6 +427,7 @@ describe("the images' contents and start commands, run here", () => {
     const aiHealth = await waitHealthy(`http://127.0.0.1:${aiPort}/health`, ai);
     expect(await aiHealth.json()).toMatchObject({ status: "ok", node: "ai-1", redis: "up" });
     expect(healthCheck("ai", aiEnv)).toBe(0);
+    expect(livenessCheck("ai", aiEnv)).toBe(0);
 
     const gatewayEnv = imageEnv("gateway", {
       NODE_NAME: "gateway-1",
@@ -418,6 +445,17 @@ describe("the images' contents and start commands, run here", () => {
       aiNodes: [{ name: "ai-1", healthy: true }],
     });
     expect(healthCheck("gateway", gatewayEnv)).toBe(0);
+    expect(livenessCheck("gateway", gatewayEnv)).toBe(0);
+    // The commands ask the ports of the container's environment: with another METRICS_PORT / PORT (nothing there)
+    // both fail, so the passes above are these apps answering.
+    const [closed] = await freePorts(1);
+    for (const [app, env, key] of [
+      ["ai", aiEnv, "PORT"],
+      ["gateway", gatewayEnv, "METRICS_PORT"],
+    ] as const) {
+      expect(healthCheck(app, { ...env, [key]: String(closed) })).toBe(1);
+      expect(livenessCheck(app, { ...env, [key]: String(closed) })).toBe(1);
+    }
     const session = await fetch(`http://127.0.0.1:${gatewayPort}/api/sessions`, { method: "POST" });
     expect(session.status).toBe(201);
 
@@ -482,6 +520,32 @@ describe("the images' contents and start commands, run here", () => {
     );
 
     expect(await stopped(web)).toBe(0);
+
+    // Redis goes away: readiness fails on both (the AI node's own, and the gateway's once its probe finds no healthy
+    // AI node), liveness passes on both. An orchestrator restarting on readiness would replace them all here.
+    await redis.stop();
+    await waitFor("the AI node's readiness command to fail", () => healthCheck("ai", aiEnv) === 1, 15_000, 100);
+    await waitFor(
+      "the gateway's readiness command to fail",
+      () => healthCheck("gateway", gatewayEnv) === 1,
+      15_000,
+      100,
+    );
+    expect(livenessCheck("ai", aiEnv)).toBe(0);
+    expect(livenessCheck("gateway", gatewayEnv)).toBe(0);
+    const aiReadiness = await fetch(`http://127.0.0.1:${aiPort}/health`);
+    expect(aiReadiness.status).toBe(503);
+    expect(await aiReadiness.json()).toMatchObject({ status: "degraded", redis: "down" });
+    const gatewayReadiness = await fetch(`http://127.0.0.1:${metricsPort}/health`);
+    expect(gatewayReadiness.status).toBe(503);
+    expect(await gatewayReadiness.json()).toMatchObject({
+      status: "degraded",
+      redis: "down",
+      aiNodes: [{ name: "ai-1", healthy: false }],
+    });
+    expect(ai.exitCode).toBeNull();
+    expect(gateway.exitCode).toBeNull();
+
     expect(await stopped(gateway)).toBe(0);
     expect(await stopped(ai)).toBe(0);
   });

@@ -71,3 +71,28 @@ export const appHealthCheck = {
     "fetch('http://127.0.0.1:'+(process.env.PORT||7001)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
   ],
 } as const;
+
+/**
+ * The liveness checks, for orchestrators that REPLACE a container whose health check fails (ECS: a task whose
+ * essential container is unhealthy is stopped and a new one started; the same for Kubernetes' livenessProbe).
+ * `appHealthCheck` above asks `/health`, which is readiness: the gateway's is 503 while no AI node is healthy, the
+ * AI node's while Redis is away or it drains. Used for replacement decisions, it would replace every gateway during
+ * an AI outage and every AI node during a Redis failover, and cut drains short, while the processes are fine and
+ * recover by themselves (invariant 8 in docs/architecture.md). `/live` answers 200 as long as the process's event
+ * loop does, whatever Redis, the AI nodes or Kafka say; readiness stays with `/health` for whatever routes traffic
+ * (docs/operations.md "Liveness and readiness"). Each command is its readiness command with `/live` for `/health`,
+ * nothing else (infra/images.test.ts checks that, and runs both against the apps). The same shape as
+ * `appHealthCheck`: an ECS container definition takes `command: ["CMD", ...appLivenessCheck.gateway]`.
+ */
+export const appLivenessCheck = {
+  gateway: [
+    "node",
+    "-e",
+    "fetch('http://127.0.0.1:'+(process.env.METRICS_PORT||9081)+'/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
+  ],
+  ai: [
+    "node",
+    "-e",
+    "fetch('http://127.0.0.1:'+(process.env.PORT||7001)+'/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))",
+  ],
+} as const;

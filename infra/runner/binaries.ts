@@ -7,6 +7,7 @@ const PACKAGES: Record<string, string> = {
   java: "default-jre-headless",
   mvn: "maven",
   chromium: "chromium",
+  openssl: "openssl",
 };
 
 export function hasBinary(name: string): boolean {

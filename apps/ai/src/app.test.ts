@@ -1,13 +1,14 @@
 import { SIGNATURE_HEADER, signRequest } from "@chatgrid/broker";
+import { AiHealthResponseSchema, LiveResponseSchema } from "@chatgrid/protocol";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { createAiApp } from "./app";
+import { type AiAppDeps, createAiApp } from "./app";
 import { createAiMetrics } from "./metrics";
 
 const SECRET = "s".repeat(32);
 
 /** An AI app whose store fails the way a Redis fault does: its text names a host, a port and a key. */
-function failingApp() {
+function failingApp(overrides: Partial<AiAppDeps> = {}) {
   const lines: string[] = [];
   const metrics = createAiMetrics();
   const launched: string[] = [];
@@ -27,6 +28,7 @@ function failingApp() {
     clusterSecret: SECRET,
     log: pino({ level: "debug" }, { write: (line: string) => lines.push(line) }),
     launch: (streamId) => launched.push(streamId),
+    ...overrides,
   });
   return { app, lines, metrics, launched };
 }
@@ -91,5 +93,56 @@ describe("dispatch credentials", () => {
     const response = await post(app, body, { [SIGNATURE_HEADER]: signRequest(SECRET, "POST", "/v1/streams", body) });
     expect(response.status).toBe(413);
     expect(launched).toEqual([]);
+  });
+});
+
+describe("GET /live (liveness) next to GET /health (readiness)", () => {
+  const states: [string, Partial<AiAppDeps>, string][] = [
+    ["Redis down", { redisReady: () => false }, "degraded"],
+    ["draining", { draining: () => true }, "draining"],
+    ["draining with Redis down", { draining: () => true, redisReady: () => false }, "draining"],
+  ];
+
+  it.each(states)("%s: /health is 503 (%s), /live is 200", async (_what, overrides, status) => {
+    const { app } = failingApp(overrides);
+    const health = await app.request("/health");
+    expect(health.status).toBe(503);
+    expect(AiHealthResponseSchema.parse(await health.json()).status).toBe(status);
+    const live = await app.request("/live");
+    expect(live.status).toBe(200);
+    expect(live.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(LiveResponseSchema.parse(await live.json())).toEqual({ status: "live", node: "ai-1" });
+  });
+
+  it("both 200 when ready; at MAX_CONCURRENT_STREAMS the node stays live and ready (busy is per dispatch)", async () => {
+    for (const running of [0, 10]) {
+      const { app } = failingApp({ running: () => running });
+      expect((await app.request("/health")).status).toBe(200);
+      expect((await app.request("/live")).status).toBe(200);
+    }
+  });
+
+  it("needs no signature, and a bad one is neither refused nor counted as an unauthorized dispatch", async () => {
+    const { app, metrics } = failingApp();
+    expect((await app.request("/live")).status).toBe(200);
+    expect((await app.request("/live", { headers: { [SIGNATURE_HEADER]: "t=1,v1=00" } })).status).toBe(200);
+    expect(await metrics.registry.metrics()).not.toMatch(/^chatgrid_ai_unauthorized_dispatches_total\{/m);
+    // Only GET: anything else on /live is an unknown route, like any other path.
+    const post = await app.request("/live", { method: "POST" });
+    expect(post.status).toBe(404);
+    expect(((await post.json()) as { error: { code: string } }).error.code).toBe("route_not_found");
+  });
+
+  it("reads nothing: with Redis's check, the drain flag and the run count all throwing, /live is 200", async () => {
+    const boom = () => {
+      throw new Error("liveness must not read this");
+    };
+    const { app, lines } = failingApp({ redisReady: boom, draining: boom, running: boom });
+    const live = await app.request("/live");
+    expect(live.status).toBe(200);
+    expect(await live.json()).toEqual({ status: "live", node: "ai-1" });
+    // The readiness route does read them: it fails (500, logged), which shows the fakes above were armed.
+    expect((await app.request("/health")).status).toBe(500);
+    expect(lines.some((line) => line.includes("liveness must not read this"))).toBe(true);
   });
 });

@@ -6,7 +6,13 @@ import {
   type StreamStore,
   verifyRequest,
 } from "@chatgrid/broker";
-import { type AiHealthResponse, DispatchRequestSchema, type DispatchResponse, ErrorCode } from "@chatgrid/protocol";
+import {
+  type AiHealthResponse,
+  DispatchRequestSchema,
+  type DispatchResponse,
+  ErrorCode,
+  type LiveResponse,
+} from "@chatgrid/protocol";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AiMetrics } from "./metrics";
@@ -33,7 +39,7 @@ const error = (code: string, message: string) => ({ error: { code, message } });
 /** A dispatch body is `{"streamId","attempt"}`: anything near this size is not one. */
 const DISPATCH_MAX_BYTES = 4096;
 
-/** The AI node's internal HTTP API (never exposed publicly): dispatch, health, metrics. */
+/** The AI node's internal HTTP API (never exposed publicly): dispatch, health (readiness), live (liveness), metrics. */
 export function createAiApp(deps: AiAppDeps): Hono {
   const app = new Hono();
 
@@ -105,6 +111,14 @@ export function createAiApp(deps: AiAppDeps): Hono {
       provider: deps.providerName,
     };
     return c.json(body, status === "ok" ? 200 : 503);
+  });
+
+  // Liveness: 200 whenever the event loop answers. It reads nothing (not Redis, not the drain flag, not the runs), so
+  // an orchestrator that restarts on it leaves the node alone through a Redis failover and lets a drain finish;
+  // readiness is /health above (docs/operations.md "Liveness and readiness"). Like /health, it needs no signature.
+  app.get("/live", (c) => {
+    const body: LiveResponse = { status: "live", node: deps.node };
+    return c.json(body, 200);
   });
 
   app.get("/metrics", async (c) => {

@@ -25,7 +25,7 @@ import { registerGatewayRoutes } from "./app";
 import type { GatewayConfig } from "./config";
 import type { ApiDeps, ApiEnv } from "./http/context";
 import { createGatewayMetrics } from "./metrics";
-import { internalHealthHandler } from "./routes/health";
+import { registerInternalHealthRoutes } from "./routes/health";
 import { TakeoverSweeper } from "./takeover-sweeper";
 import { channelDropReporter, SessionHub } from "./ws/session-hub";
 import { SocketHandler } from "./ws/socket-handler";
@@ -161,7 +161,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
   });
 
   const internal = new Hono();
-  internal.get("/health", internalHealthHandler(deps));
+  registerInternalHealthRoutes(internal, deps);
   internal.get("/metrics", async (c) => {
     metrics.redisUp.set(redisReady() ? 1 : 0);
     metrics.sessionsActive.set(hub.sessionCount);

@@ -34,3 +34,11 @@ export const AiHealthResponseSchema = z.object({
   provider: z.string(),
 });
 export type AiHealthResponse = z.infer<typeof AiHealthResponseSchema>;
+
+/**
+ * `GET /live` on an AI node's port and on a gateway's internal port (METRICS_PORT): liveness, not readiness. 200
+ * whenever the process's event loop answers, whatever Redis, the AI nodes, Kafka or a drain say; an orchestrator
+ * restarts a container on this, and routes traffic on `/health` (docs/operations.md "Liveness and readiness").
+ */
+export const LiveResponseSchema = z.strictObject({ status: z.literal("live"), node: z.string() });
+export type LiveResponse = z.infer<typeof LiveResponseSchema>;

@@ -1,7 +1,7 @@
-import { HealthResponseSchema, InternalHealthResponseSchema } from "@chatgrid/protocol";
+import { HealthResponseSchema, InternalHealthResponseSchema, LiveResponseSchema } from "@chatgrid/protocol";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
-import { type HealthDeps, healthHandler, internalHealthHandler } from "./health";
+import { type HealthDeps, healthHandler, registerInternalHealthRoutes } from "./health";
 
 const NODES = [
   { name: "ai-1", url: "http://10.0.4.11:9101", healthy: true },
@@ -13,8 +13,7 @@ function apps(nodes: typeof NODES, redisUp = true) {
   const deps: HealthDeps = { node: "gateway-2", redisReady: () => redisUp, balancer: { list: () => nodes } };
   const app = new Hono();
   app.get("/api/health", healthHandler(deps));
-  app.get("/health", internalHealthHandler(deps));
-  return app;
+  return registerInternalHealthRoutes(app, deps);
 }
 
 describe("GET /api/health (public)", () => {
@@ -67,5 +66,51 @@ describe("GET /health (internal port)", () => {
         urls: ["http://x"],
       }).success,
     ).toBe(false);
+  });
+});
+
+describe("GET /live (internal port)", () => {
+  it("200 with the node's name while readiness is 503: Redis down, no AI node healthy, or none known", async () => {
+    const down = NODES.map((n) => ({ ...n, healthy: false }));
+    for (const app of [apps(down, false), apps([], false), apps(down, true)]) {
+      expect((await app.request("/health")).status).toBe(503);
+      const live = await app.request("/live");
+      expect(live.status).toBe(200);
+      expect(live.headers.get("content-type")).toMatch(/^application\/json/);
+      expect(LiveResponseSchema.parse(await live.json())).toEqual({ status: "live", node: "gateway-2" });
+    }
+  });
+
+  it("reads nothing: with Redis's check and the AI node list both throwing, /live is 200 and /health fails", async () => {
+    const deps: HealthDeps = {
+      node: "gateway-7",
+      redisReady: () => {
+        throw new Error("Redis check must not be called");
+      },
+      balancer: {
+        list: () => {
+          throw new Error("AI node list must not be called");
+        },
+      },
+    };
+    const failures: string[] = [];
+    const app = registerInternalHealthRoutes(new Hono(), deps);
+    app.onError((error, c) => {
+      failures.push(error.message);
+      return c.text("failed", 500);
+    });
+    const live = await app.request("/live");
+    expect(live.status).toBe(200);
+    expect(await live.json()).toEqual({ status: "live", node: "gateway-7" });
+    expect(failures).toEqual([]);
+    // The readiness route does read them, which shows the fakes above were armed.
+    expect((await app.request("/health")).status).toBe(500);
+    expect(failures).toEqual(["Redis check must not be called"]);
+  });
+
+  it("only GET, and the schema is strict (nothing of the readiness view leaks into it)", async () => {
+    expect((await apps(NODES).request("/live", { method: "POST" })).status).toBe(404);
+    expect(LiveResponseSchema.safeParse({ status: "live", node: "g", redis: "up" }).success).toBe(false);
+    expect(LiveResponseSchema.safeParse({ status: "ok", node: "g" }).success).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
-import type { HealthResponse, InternalHealthResponse } from "@chatgrid/protocol";
-import type { Context } from "hono";
+import type { HealthResponse, InternalHealthResponse, LiveResponse } from "@chatgrid/protocol";
+import type { Context, Hono } from "hono";
 import type { ApiDeps } from "../http/context";
 
 /** What health needs (ApiDeps has it; tests pass a fake balancer). */
@@ -35,4 +35,23 @@ export function internalHealthHandler(deps: HealthDeps) {
     const body: InternalHealthResponse = { ...base, aiNodes };
     return c.json(body, code);
   };
+}
+
+/**
+ * `GET /live` on the internal port: liveness. 200 as long as this process's event loop answers; it reads nothing
+ * (no Redis, no AI node, no Kafka), so an orchestrator that restarts on it does not restart every gateway during an
+ * AI node outage or a Redis failover. Readiness stays `/health` (docs/operations.md "Liveness and readiness").
+ */
+export function liveHandler(node: string) {
+  return (c: Context) => {
+    const body: LiveResponse = { status: "live", node };
+    return c.json(body, 200);
+  };
+}
+
+/** The internal port's health routes: `/health` (readiness) and `/live` (liveness). */
+export function registerInternalHealthRoutes(app: Hono, deps: HealthDeps): Hono {
+  app.get("/health", internalHealthHandler(deps));
+  app.get("/live", liveHandler(deps.node));
+  return app;
 }
