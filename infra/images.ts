@@ -7,7 +7,7 @@
  *
  *   docker buildx imagetools inspect redis:7.4-alpine      # the "Digest:" line of the index
  *   docker buildx imagetools inspect apache/kafka:3.9.1
- *   docker buildx imagetools inspect nginx:1.27-alpine
+ *   docker buildx imagetools inspect nginx:1.28-alpine
  *   docker buildx imagetools inspect node:20-alpine
  *
  * then run `npx vitest run infra/images.test.ts` (it checks the Dockerfiles follow).
@@ -16,8 +16,11 @@ export const images = {
   redis: "redis:7.4-alpine@sha256:ff02b58f971e7d7d156a1267e283fcbbeee91773b6aa36c49dac28ecfe28eadf",
   /** The official Apache Kafka image (KRaft, no ZooKeeper). */
   kafka: "apache/kafka:3.9.1@sha256:4ceccc577f03f51f6af8dbfda55194d0d892f4fa7913ffbded567ce3895622ed",
-  /** The entry proxy, and the runtime base of the web image. */
-  nginx: "nginx:1.27-alpine@sha256:65645c7bb6a0661892a8b03b89d0743208a18dd2f3f17a54ef4b76fb8e2f2a10",
+  /**
+   * The entry proxy, and the runtime base of the web image. 1.28 (stable): the AWS entry needs `resolve` on upstream
+   * servers, open-source nginx since 1.27.3 (docs/aws.md "Entry").
+   */
+  nginx: "nginx:1.28-alpine@sha256:a8b39bd9cf0f83869a2162827a0caf6137ddf759d50a171451b335cecc87d236",
   /** Build and runtime base of the gateway and AI node images, build base of the web image. */
   node: "node:20-alpine@sha256:fb4cd12c85ee03686f6af5362a0b0d56d50c58a04632e6c0fb8363f609372293",
 } as const;
@@ -48,7 +51,7 @@ const PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
 
 /**
  * A pinned reference: `[registry[:port]/]name:tag@sha256:<64 hex>` (`redis:7.4-alpine@sha256:…`,
- * `127.0.0.1:5000/redis:7-standin@sha256:…`, `mirror.example.com/library/nginx:1.27-alpine@sha256:…`).
+ * `127.0.0.1:5000/redis:7-standin@sha256:…`, `mirror.example.com/library/nginx:1.28-alpine@sha256:…`).
  */
 export const PINNED_IMAGE = new RegExp(
   `^(?:${REGISTRY})?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}@sha256:[0-9a-f]{64}$`,

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -17,6 +17,7 @@ import {
   maxClientConnectionsWithin,
   NGINX_ERRORS,
   type NginxRenderOptions,
+  RESOLVER_DEFAULTS,
   renderNginxConf,
   SECURITY_HEADERS,
 } from "./render";
@@ -467,6 +468,304 @@ describe("upstreamAddresses: the Docker target names its gateways by fixed addre
 });
 
 // ---------------------------------------------------------------------------------------------------------------------
+// The AWS target's options (docs/aws.md): a load balancer in front, gateways by Cloud Map names whose addresses change.
+
+/** The AWS placement: every gateway on 8081 behind its own Cloud Map name. */
+const awsTopology = (gatewayNodes: number) =>
+  deriveTopology(parseTopologyConfig({ gatewayNodes, aiNodes: 1 }), {
+    bindHost: "0.0.0.0",
+    hostOf: (name) => `${name}.chatgrid.internal`,
+    gatewayPort: () => 8081,
+    gatewayMetricsPort: () => 9081,
+    aiPort: () => 7001,
+    redisUrl: "redis://redis.chatgrid.internal:6379",
+    allowedOrigins: [],
+  });
+
+/** The four options as the AWS rendering uses them (the load balancer in the public subnets of 172.20.0.0/16). */
+const AWS_OPTIONS = {
+  realIp: { header: "X-Forwarded-For", trusted: ["172.20.0.0/24", "172.20.1.0/24"] },
+  resolver: { address: "172.20.0.2", valid: "10s" },
+  keepaliveTimeout: 3605,
+  workerShutdownTimeout: "10s",
+} as const satisfies Partial<NginxRenderOptions>;
+
+/**
+ * The AWS rendering as far as this machine's nginx (Debian's 1.22) can load it: ONLY the ` resolve` parameter is
+ * stripped from the upstream's server lines (open-source nginx accepts it from 1.27.3 on; 1.22 fails with `invalid
+ * parameter "resolve"`), and the gateways' Cloud Map names are swapped for 127.0.0.1 (without `resolve`, nginx
+ * resolves upstream names when it loads the file, and these do not resolve here). Everything else is loaded as
+ * rendered: resolver, resolver_timeout, the upstream's zone, realip, keepalive_timeout, worker_shutdown_timeout.
+ */
+const loadableBy122 = (conf: string): string =>
+  conf
+    .replace(/^(\s*server \S+ [^;#]*) resolve;/gm, "$1;")
+    .replace(/\bgateway-\d+\.chatgrid\.internal\b/g, "127.0.0.1");
+
+/** Lines of `after` that are not in `before`, when `after` is `before` with lines inserted (and nothing else). */
+function insertedLines(before: string, after: string): string[] {
+  const [from, to] = [before.split("\n"), after.split("\n")];
+  const inserted: string[] = [];
+  let j = 0;
+  for (const line of to) {
+    if (j < from.length && line === from[j]) j++;
+    else inserted.push(line);
+  }
+  expect(j, "every line of the rendering without the option is still there, in order").toBe(from.length);
+  return inserted;
+}
+
+function nginxVersion(): [number, number, number] {
+  const run = spawnSync(nginxBinary(), ["-v"], { encoding: "utf8" });
+  const match = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(`${run.stderr ?? ""}${run.stdout ?? ""}`);
+  if (!match) throw new Error(`no version from nginx -v: ${run.stderr}${run.stdout}`);
+  return [Number(match[1]), Number(match[2]), Number(match[3])];
+}
+
+/** Open-source nginx accepts `resolve` on upstream servers from 1.27.3 on. */
+const acceptsResolve = ([major, minor, patch]: [number, number, number]) =>
+  major > 1 || (major === 1 && (minor > 27 || (minor === 27 && patch >= 3)));
+
+describe("the AWS options (realIp, resolver, keepaliveTimeout, workerShutdownTimeout)", () => {
+  const base: NginxRenderOptions = { errorLog: "/dev/stderr", accessLog: "off", workerProcesses: "auto" };
+
+  it.each(cases)(
+    "absent, $gatewayNodes gateways, $label: none of their directives, nginx's default keep-alive, and absent is undefined",
+    ({ gatewayNodes, aiNodes, variant }) => {
+      const dir = freshDir();
+      const options = variant.options(dir);
+      const topology = topologyOf({ gatewayNodes, aiNodes, ...ports });
+      const renderings = [
+        renderNginxConf(topology, options),
+        renderNginxConf(awsTopology(gatewayNodes), options),
+        renderNginxConf(awsTopology(gatewayNodes), {
+          ...options,
+          upstreamAddresses: topology.gateways.map((_, i) => `172.20.1.${i + 1}`),
+        }),
+      ];
+      for (const conf of renderings) {
+        expect(conf).not.toContain("real_ip");
+        expect(conf).not.toContain("resolver");
+        expect(conf).not.toMatch(/\sresolve[\s;]/);
+        // limit_req_zone / limit_conn_zone and zone= are not the upstream's `zone` directive.
+        expect(conf).not.toMatch(/(^|[\s;{])zone\s/m);
+        expect(conf).not.toContain("worker_shutdown_timeout");
+        expect(conf).not.toContain("keepalive_timeout");
+        // The one keep-alive directive is the upstream's idle connections.
+        expect(conf.split("\n").filter((line) => /^\s*keepalive/.test(line))).toEqual(["    keepalive 64;"]);
+      }
+      expect(
+        renderNginxConf(topology, {
+          ...options,
+          realIp: undefined,
+          resolver: undefined,
+          keepaliveTimeout: undefined,
+          workerShutdownTimeout: undefined,
+        }),
+      ).toBe(renderings[0]);
+    },
+  );
+
+  it("each option only inserts its own lines (and resolver adds ` resolve` to the server lines): the rest is byte for byte the same", () => {
+    const topology = awsTopology(3);
+    const without = renderNginxConf(topology, base);
+    const withOption = (options: Partial<NginxRenderOptions>) => renderNginxConf(topology, { ...base, ...options });
+
+    expect(insertedLines(without, withOption({ workerShutdownTimeout: "10s" }))).toEqual([
+      "# A graceful stop or reload closes what is still open (WebSockets) after this.",
+      "worker_shutdown_timeout 10s;",
+    ]);
+    expect(insertedLines(without, withOption({ keepaliveTimeout: 3605 }))).toEqual([
+      "  # Idle client keep-alive: longer than the load balancer's idle timeout, so the balancer closes first.",
+      "  keepalive_timeout 3605s;",
+    ]);
+    expect(insertedLines(without, withOption({ realIp: AWS_OPTIONS.realIp }))).toEqual([
+      "  # The client address is the last X-Forwarded-For entry (the one the load balancer appended; real_ip_recursive",
+      "  # stays off) on connections from these: ip_hash, the limits, X-Real-IP and the access log use it.",
+      "  set_real_ip_from 172.20.0.0/24;",
+      "  set_real_ip_from 172.20.1.0/24;",
+      "  real_ip_header X-Forwarded-For;",
+      "",
+    ]);
+    const resolved = withOption({ resolver: AWS_OPTIONS.resolver });
+    const serverLines = resolved.split("\n").filter((line) => /^\s*server gateway-/.test(line));
+    expect(serverLines).toEqual(
+      [1, 2, 3].map(
+        (i) => `    server gateway-${i}.chatgrid.internal:8081 max_fails=2 fail_timeout=5s resolve;  # gateway-${i}`,
+      ),
+    );
+    expect(insertedLines(without, resolved.replace(/ resolve;/g, ";"))).toEqual([
+      "  # The gateways' names are resolved at run time (`resolve` in the upstream), each answer kept for valid=.",
+      "  resolver 172.20.0.2 valid=10s ipv6=off;",
+      `  resolver_timeout ${RESOLVER_DEFAULTS.timeout};`,
+      "",
+      `    zone chatgrid_gateways ${RESOLVER_DEFAULTS.zoneSize};`,
+    ]);
+    // All four together are the four insertions together.
+    const all = renderNginxConf(topology, { ...base, ...AWS_OPTIONS });
+    expect(insertedLines(without, all.replace(/ resolve;/g, ";"))).toHaveLength(2 + 2 + 6 + 5);
+  });
+
+  it.each([1, 3, 64])(
+    "%i gateways, the AWS rendering: realip, resolver, zone, `resolve` on every upstream server, keep-alive and shutdown timeout",
+    (n) => {
+      const topology = awsTopology(n);
+      const conf = renderNginxConf(topology, { ...base, ...AWS_OPTIONS });
+      const top = directives(conf.slice(0, conf.indexOf("events {")));
+      expect(top).toContain("worker_shutdown_timeout 10s;");
+      const http = directives(blocks(conf, "http")[0]!);
+      expect(http).toContain("keepalive_timeout 3605s;");
+      expect(http.filter((l) => l.startsWith("set_real_ip_from "))).toEqual([
+        "set_real_ip_from 172.20.0.0/24;",
+        "set_real_ip_from 172.20.1.0/24;",
+      ]);
+      expect(http).toContain("real_ip_header X-Forwarded-For;");
+      expect(directives(conf).some((l) => l.startsWith("real_ip_recursive"))).toBe(false);
+      expect(http).toContain("resolver 172.20.0.2 valid=10s ipv6=off;");
+      expect(http).toContain("resolver_timeout 5s;");
+      // The upstream: ip_hash, its zone, one server per gateway, each by name with `resolve`, and the keep-alive pool.
+      const upstream = directives(blocks(conf, "upstream chatgrid_gateways")[0]!);
+      expect(upstream).toEqual([
+        "ip_hash;",
+        "zone chatgrid_gateways 1m;",
+        ...topology.gateways.map((g) => `server ${g.name}.chatgrid.internal:8081 max_fails=2 fail_timeout=5s resolve;`),
+        "keepalive 64;",
+      ]);
+      const servers = upstream.filter((line) => line.startsWith("server "));
+      expect(servers).toHaveLength(n);
+      for (const line of servers) expect(line).toMatch(/ resolve;$/);
+      // The gateways get the client's address as realip rewrote it ($remote_addr), on the API and the WebSocket.
+      const entry = blocks(conf, "server")[0]!;
+      for (const location of ["location /api/", "location = /api/cancel", "location /ws/"]) {
+        expect(directives(blocks(entry, location)[0]!)).toContain("proxy_set_header X-Real-IP $remote_addr;");
+      }
+    },
+  );
+
+  it("resolver's zoneSize, timeout and a port on the address are rendered as given", () => {
+    const conf = renderNginxConf(awsTopology(2), {
+      ...base,
+      resolver: { address: "172.20.0.2:53", valid: "30s", zoneSize: "256k", timeout: "2s" },
+    });
+    const http = directives(blocks(conf, "http")[0]!);
+    expect(http).toContain("resolver 172.20.0.2:53 valid=30s ipv6=off;");
+    expect(http).toContain("resolver_timeout 2s;");
+    expect(directives(blocks(conf, "upstream chatgrid_gateways")[0]!)).toContain("zone chatgrid_gateways 256k;");
+  });
+
+  it("refuses values nginx would reject or read otherwise, each with its message", () => {
+    const render =
+      (options: Partial<NginxRenderOptions>, topology = awsTopology(3)) =>
+      () =>
+        renderNginxConf(topology, { ...base, ...options });
+    const realIp = (trusted: string[], header = "X-Forwarded-For") =>
+      render({ realIp: { header: header as "X-Forwarded-For", trusted } });
+    expect(realIp(["172.20.0.0/16"], "X-Real-IP")).toThrow(
+      'renderNginxConf: realIp.header must be "X-Forwarded-For", got "X-Real-IP"',
+    );
+    expect(realIp([])).toThrow("renderNginxConf: realIp.trusted must list at least one CIDR");
+    for (const wrong of ["172.20.0.0", "172.20.1.0/16", "0.0.0.0/0", "172.20.0.0/33", "256.0.0.0/8", "::/0", "x/8"]) {
+      expect(realIp(["10.0.0.0/8", wrong])).toThrow(
+        `renderNginxConf: realIp.trusted must be IPv4 CIDRs (a.b.c.d/n, n from 1 to 32, no address bits below the prefix), got "${wrong}"`,
+      );
+    }
+    expect(realIp(["127.0.0.1/32", "10.0.0.0/8", "172.20.0.0/16", "128.0.0.0/1"])).not.toThrow();
+
+    const resolver = (overrides: Partial<NonNullable<NginxRenderOptions["resolver"]>>) =>
+      render({ resolver: { ...AWS_OPTIONS.resolver, ...overrides } });
+    expect(
+      render({ resolver: AWS_OPTIONS.resolver, upstreamAddresses: ["172.20.1.1", "172.20.1.2", "172.20.1.3"] }),
+    ).toThrow(
+      "renderNginxConf: resolver and upstreamAddresses exclude each other (with resolver the upstream names the gateways by host)",
+    );
+    for (const address of ["dns.internal", "172.20.0.2:", "172.20.0.2:0", "172.20.0.2:65536", "[::1]:53", "172.20.0"]) {
+      expect(resolver({ address })).toThrow(
+        `renderNginxConf: resolver.address must be an IPv4 address, optionally with a port (a name would be resolved at load), got "${address}"`,
+      );
+    }
+    for (const valid of ["10", "0s", "500ms", "10 s", ""]) {
+      expect(resolver({ valid })).toThrow(
+        `renderNginxConf: resolver.valid must be a time in whole s, m or h (e.g. "10s"), got "${valid}"`,
+      );
+    }
+    for (const timeout of ["5", "0s", "1.5s"]) {
+      expect(resolver({ timeout })).toThrow(
+        `renderNginxConf: resolver.timeout must be a time in whole ms, s, m or h (e.g. "5s"), got "${timeout}"`,
+      );
+    }
+    for (const zoneSize of ["16k", "1g", "1 m", "0", "32767"]) {
+      expect(resolver({ zoneSize })).toThrow(
+        `renderNginxConf: resolver.zoneSize must be a size of at least 32k (e.g. "1m"), got "${zoneSize}"`,
+      );
+    }
+    expect(resolver({ zoneSize: "32k", timeout: "500ms", address: "169.254.169.253:53" })).not.toThrow();
+    // The process target's gateways are at 127.0.0.1: there is no name to resolve.
+    expect(render({ resolver: AWS_OPTIONS.resolver }, topologyOf({ gatewayNodes: 2, aiNodes: 1 }))).toThrow(
+      'renderNginxConf: with resolver every gateway host must be a DNS name, got "127.0.0.1" for gateway-1',
+    );
+
+    for (const keepaliveTimeout of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(render({ keepaliveTimeout })).toThrow(
+        `renderNginxConf: keepaliveTimeout must be a whole number of seconds, at least 1, got ${keepaliveTimeout}`,
+      );
+    }
+    for (const workerShutdownTimeout of ["10", "0s", "-1s", "10 s", "1d"]) {
+      expect(render({ workerShutdownTimeout })).toThrow(
+        `renderNginxConf: workerShutdownTimeout must be a time in whole ms, s, m or h (e.g. "10s"), got "${workerShutdownTimeout}"`,
+      );
+    }
+  });
+
+  it.each([1, 3, 64])(
+    "%i gateways: the real `nginx -t` (1.22) accepts the AWS rendering with only ` resolve` stripped and the names swapped for 127.0.0.1",
+    (n) => {
+      const dir = freshDir();
+      const conf = renderNginxConf(awsTopology(n), {
+        ...base,
+        errorLog: join(dir, "error.log"),
+        runtimeDir: dir,
+        ...AWS_OPTIONS,
+      });
+      const loadable = loadableBy122(conf);
+      // Only the upstream's server lines differ, each by exactly those two things.
+      const [from, to] = [conf.split("\n"), loadable.split("\n")];
+      expect(to).toHaveLength(from.length);
+      const changed = from.flatMap((line, i) => (line === to[i] ? [] : [[line, to[i]]]));
+      expect(changed).toEqual(
+        Array.from({ length: n }, (_, i) => [
+          `    server gateway-${i + 1}.chatgrid.internal:8081 max_fails=2 fail_timeout=5s resolve;  # gateway-${i + 1}`,
+          `    server 127.0.0.1:8081 max_fails=2 fail_timeout=5s;  # gateway-${i + 1}`,
+        ]),
+      );
+      const result = nginxTest(loadable, dir);
+      expect(result.status, `nginx -t failed:\n${result.output}\n--- configuration ---\n${loadable}`).toBe(0);
+      expect(result.output).toContain("test is successful");
+    },
+  );
+
+  it("control: the unstripped AWS rendering needs nginx 1.27.3 (`resolve`); with only `resolve` stripped, the names must resolve at load", () => {
+    const dir = freshDir();
+    const conf = renderNginxConf(awsTopology(3), {
+      ...base,
+      errorLog: join(dir, "error.log"),
+      runtimeDir: dir,
+      ...AWS_OPTIONS,
+    });
+    const full = nginxTest(conf, dir);
+    if (acceptsResolve(nginxVersion())) {
+      // A newer nginx resolves `resolve` names at run time: it loads the file whether the names resolve or not.
+      expect(full.status, full.output).toBe(0);
+    } else {
+      expect(full.status).not.toBe(0);
+      expect(full.output).toContain('invalid parameter "resolve"');
+    }
+    const byName = nginxTest(conf.replace(/ resolve;/g, ";"), dir);
+    expect(byName.status).not.toBe(0);
+    expect(byName.output).toContain('host not found in upstream "gateway-1.chatgrid.internal:8081"');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------------
 // Against a real nginx: each rendering is started on free ports in front of a stub gateway, then attacked.
 
 /** A stand-in gateway: HTTP answers JSON naming the path it got; WebSockets echo, and "flood" makes it send unendingly. */
@@ -535,6 +834,10 @@ interface Edge {
   web: number;
   errorLog(): string;
   accessLog(): string;
+  /** Signals the nginx master (SIGQUIT: graceful stop). */
+  signal(signal: NodeJS.Signals): void;
+  /** Settles when the nginx master has exited. */
+  exited: Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -549,7 +852,16 @@ afterEach(async () => {
 async function startEdge(
   input: Omit<TopologyConfigInput, "gatewayNodes" | "aiNodes" | "httpPort" | "webPort" | "metricsPort">,
   gatewayPort: number,
-  extra: { webRoot?: string; accessLog?: boolean; edit?: (conf: string) => string; upstreamAddresses?: string[] } = {},
+  extra: {
+    webRoot?: string;
+    accessLog?: boolean;
+    edit?: (conf: string) => string;
+    upstreamAddresses?: string[];
+    /** Gateway host names to render (connected to at 127.0.0.1 only if `edit` swaps them for it). */
+    hostOf?: (name: string) => string;
+    /** More renderer options, over the process target's. */
+    options?: Partial<NginxRenderOptions>;
+  } = {},
 ): Promise<Edge> {
   const dir = freshDir();
   const [http, web, metrics] = (await freePorts(3)) as [number, number, number];
@@ -563,7 +875,7 @@ async function startEdge(
   });
   const topology = deriveTopology(config, {
     bindHost: "127.0.0.1",
-    hostOf: () => "127.0.0.1",
+    hostOf: extra.hostOf ?? (() => "127.0.0.1"),
     gatewayPort: () => gatewayPort,
     gatewayMetricsPort: () => gatewayPort,
     aiPort: () => gatewayPort,
@@ -580,6 +892,7 @@ async function startEdge(
     webRoot: extra.webRoot,
     user: isRoot ? "root" : undefined,
     upstreamAddresses: extra.upstreamAddresses,
+    ...extra.options,
   });
   const conf = extra.edit ? extra.edit(rendered) : rendered;
   const file = join(dir, "nginx.conf");
@@ -598,6 +911,8 @@ async function startEdge(
     web,
     errorLog: () => read(errorLog),
     accessLog: () => read(accessLog),
+    signal: (signal) => child.kill(signal),
+    exited,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
@@ -719,9 +1034,9 @@ type WsAttempt =
   | { kind: "failed"; error: string };
 
 /** Opens a WebSocket from `localAddress`; a refusal resolves with nginx's status and body. */
-function openWs(url: string, localAddress: string): Promise<WsAttempt> {
+function openWs(url: string, localAddress: string, headers: Record<string, string> = {}): Promise<WsAttempt> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, { localAddress });
+    const ws = new WebSocket(url, { localAddress, headers });
     clients.push(ws);
     ws.on("error", (error) => resolve({ kind: "failed", error: String(error) }));
     ws.once("open", () => resolve({ kind: "open", ws }));
@@ -1046,6 +1361,236 @@ describe("the rendered nginx, attacked (a real nginx in front of a stub gateway)
       }
     }
     expect(SECURITY_HEADERS["Content-Security-Policy"]).toBe(CONTENT_SECURITY_POLICY);
+  });
+});
+
+/** Stand-in gateways on one port at each of `hosts`: HTTP answers JSON with the gateway and the headers it got. */
+async function startHeaderStubs(hosts: string[]): Promise<{ port: number; stop(): Promise<void> }> {
+  // Free on every address, so each host can bind it.
+  const port = await freePort("0.0.0.0");
+  const servers = await Promise.all(
+    hosts.map(async (host) => {
+      const server = createServer((request, response) => {
+        response.setHeader("content-type", "application/json");
+        response.end(
+          JSON.stringify({
+            gateway: host,
+            realIp: request.headers["x-real-ip"],
+            forwardedFor: request.headers["x-forwarded-for"],
+          }),
+        );
+      });
+      server.listen(port, host);
+      await once(server, "listening");
+      return server;
+    }),
+  );
+  return {
+    port,
+    stop: async () => {
+      await Promise.all(
+        servers.map((server) => {
+          server.closeAllConnections();
+          return new Promise((resolve) => server.close(resolve));
+        }),
+      );
+    },
+  };
+}
+
+interface Seen {
+  gateway: string;
+  realIp: string;
+  forwardedFor: string;
+}
+
+describe("the AWS options in a real nginx (1.22: the AWS rendering with only ` resolve` stripped)", () => {
+  const stubs: { stop(): Promise<void> }[] = [];
+  afterAll(async () => {
+    await Promise.all(stubs.map((stub) => stub.stop()));
+  });
+  const headerStubs = async (hosts = ["127.0.0.1"]) => {
+    const stub = await startHeaderStubs(hosts);
+    stubs.push(stub);
+    return stub;
+  };
+  const wsStub = async () => {
+    const stub = await startStubGateway();
+    stubs.push(stub);
+    return stub;
+  };
+  /** The AWS options with the load balancer played by 127.0.0.1 (trusted: 127.0.0.0/8). */
+  const awsEdge = (
+    input: Parameters<typeof startEdge>[0],
+    gatewayPort: number,
+    options: Partial<NginxRenderOptions> = {},
+  ) =>
+    startEdge(input, gatewayPort, {
+      accessLog: true,
+      hostOf: (name) => `${name}.chatgrid.internal`,
+      edit: loadableBy122,
+      options: { ...AWS_OPTIONS, realIp: { header: "X-Forwarded-For", trusted: ["127.0.0.0/8"] }, ...options },
+    });
+  const get = async (port: number, forwardedFor: string | undefined, localAddress = "127.0.0.1") => {
+    const header = forwardedFor === undefined ? "" : `X-Forwarded-For: ${forwardedFor}\r\n`;
+    return raw(port, `GET /api/whoami HTTP/1.1\r\nHost: x\r\n${header}Connection: close\r\n\r\n`, { localAddress });
+  };
+  const seen = (response: RawResponse): Seen => {
+    expect(response.status, response.body).toBe(200);
+    return JSON.parse(response.body) as Seen;
+  };
+
+  it("from a trusted address the client is the last X-Forwarded-For entry: the gateway's X-Real-IP and the access log say so, a spoofed entry in front is ignored", async () => {
+    const edge = await awsEdge({}, (await headerStubs()).port);
+    expect(edge.conf).toContain("resolver 172.20.0.2 valid=10s ipv6=off;");
+    expect(edge.conf).toContain("zone chatgrid_gateways 1m;");
+    const response = seen(await get(edge.http, "203.0.113.66, 198.51.100.7"));
+    expect(response.realIp).toBe("198.51.100.7");
+    // $proxy_add_x_forwarded_for appends the (rewritten) client address to what arrived.
+    expect(response.forwardedFor).toBe("203.0.113.66, 198.51.100.7, 198.51.100.7");
+    await until("the access log line", () => edge.accessLog().includes("/api/whoami"));
+    expect(edge.accessLog()).toMatch(/^198\.51\.100\.7 \[.*"GET \/api\/whoami HTTP\/1\.1" 200 /m);
+    expect(edge.accessLog()).not.toContain("203.0.113.66");
+    // Without the header the connection's own address stays the client.
+    expect(seen(await get(edge.http, undefined)).realIp).toBe("127.0.0.1");
+  });
+
+  it("from an untrusted address X-Forwarded-For is ignored: the client is the connection's address", async () => {
+    const edge = await awsEdge({}, (await headerStubs()).port, {
+      realIp: { header: "X-Forwarded-For", trusted: ["127.0.0.1/32"] },
+    });
+    expect(seen(await get(edge.http, "198.51.100.7", "127.0.0.5")).realIp).toBe("127.0.0.5");
+    expect(seen(await get(edge.http, "198.51.100.7", "127.0.0.1")).realIp).toBe("198.51.100.7");
+  });
+
+  it("the API's per-address rate limit counts each X-Forwarded-For client apart, whatever a client writes in front", async () => {
+    const edge = await awsEdge({ apiRatePerSecond: 1, apiBurst: 0 }, (await headerStubs()).port);
+    expect(seen(await get(edge.http, "10.9.9.9, 198.51.100.7")).realIp).toBe("198.51.100.7");
+    // The same client with another spoofed entry is the same address: over 1 r/s.
+    expectJsonError(await get(edge.http, "10.9.9.10, 198.51.100.7"), 429, "rate_limited");
+    // Another client through the same load balancer address has its own bucket.
+    expect(seen(await get(edge.http, "198.51.100.7, 198.51.100.8")).realIp).toBe("198.51.100.8");
+    expectJsonError(await get(edge.http, "198.51.100.8"), 429, "rate_limited");
+  });
+
+  it("control: without realIp every client behind the load balancer shares one bucket (the check above can fail)", async () => {
+    const edge = await awsEdge({ apiRatePerSecond: 1, apiBurst: 0 }, (await headerStubs()).port, {
+      realIp: undefined,
+    });
+    expect(edge.conf).not.toContain("real_ip");
+    expect(seen(await get(edge.http, "198.51.100.7")).realIp).toBe("127.0.0.1");
+    expectJsonError(await get(edge.http, "198.51.100.8"), 429, "rate_limited");
+  });
+
+  it("open WebSockets per address count each X-Forwarded-For client apart", async () => {
+    const edge = await awsEdge({ wsConnectionsPerAddress: 2 }, (await wsStub()).port);
+    const as = (address: string) => ({ "X-Forwarded-For": `203.0.113.1, ${address}` });
+    opened(await openWs(wsUrl(edge.http), "127.0.0.1", as("198.51.100.7")));
+    opened(await openWs(wsUrl(edge.http), "127.0.0.1", as("198.51.100.7")));
+    expectRefused(await openWs(wsUrl(edge.http), "127.0.0.1", as("198.51.100.7")), 429, "too_many_connections");
+    const other = opened(await openWs(wsUrl(edge.http), "127.0.0.1", as("198.51.100.8")));
+    expect(await echo(other, "its own count")).toBe("its own count");
+  });
+
+  it("ip_hash spreads the clients behind one load balancer address over the gateways, each client pinned; without realIp all land on one", async () => {
+    const gateways = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    const stub = await headerStubs(gateways);
+    const clientsOf = Array.from({ length: 12 }, (_, i) => `198.51.${i + 1}.7`);
+    const route = async (port: number) =>
+      Promise.all(clientsOf.map(async (client) => seen(await get(port, `203.0.113.1, ${client}`)).gateway));
+
+    // realIp alone (no resolver) with the gateways by address: three of them on this machine.
+    const edge = await startEdge({}, stub.port, {
+      upstreamAddresses: gateways,
+      options: { realIp: { header: "X-Forwarded-For", trusted: ["127.0.0.0/8"] } },
+    });
+    const first = await route(edge.http);
+    expect(new Set(first).size).toBeGreaterThan(1);
+    expect(await route(edge.http)).toEqual(first);
+
+    const without = await startEdge({}, stub.port, { upstreamAddresses: gateways });
+    expect(new Set(await route(without.http)).size).toBe(1);
+  });
+
+  it("keepaliveTimeout: nginx closes an idle client connection after it (1 s here); without it the connection outlives that", async () => {
+    /** One keep-alive request; resolves with the socket once the response is in, and when nginx closed it after. */
+    const idle = (port: number) =>
+      new Promise<{ socket: Socket; closedAfter: Promise<number> }>((resolve, reject) => {
+        const socket = connect({ host: "127.0.0.1", port });
+        clients.push({ terminate: () => socket.destroy() });
+        socket.once("error", reject);
+        socket.once("connect", () => socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+        let text = "";
+        const onData = (data: Buffer) => {
+          text += data.toString("latin1");
+          if (!text.endsWith("\r\n\r\nok\n")) return;
+          socket.off("data", onData);
+          socket.on("error", () => undefined);
+          const at = Date.now();
+          resolve({
+            socket,
+            closedAfter: new Promise((closed) => socket.once("close", () => closed(Date.now() - at))),
+          });
+        };
+        socket.on("data", onData);
+      });
+
+    const short = await awsEdge({}, (await headerStubs()).port, { keepaliveTimeout: 1 });
+    expect(short.conf).toContain("keepalive_timeout 1s;");
+    const elapsed = await within(10_000, (await idle(short.http)).closedAfter, "nginx to close the idle connection");
+    expect(elapsed).toBeGreaterThanOrEqual(900);
+    expect(elapsed).toBeLessThan(2500);
+
+    const long = await awsEdge({}, (await headerStubs()).port, { keepaliveTimeout: undefined });
+    expect(long.conf).not.toContain("keepalive_timeout");
+    const { socket, closedAfter } = await idle(long.http);
+    let closed = false;
+    void closedAfter.then(() => (closed = true));
+    // The timeout is what is tested: idle for twice the short one.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(closed).toBe(false);
+    const again = once(socket, "data");
+    socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    expect(String((await within(5000, again, "a second response on the kept connection"))[0])).toMatch(
+      /^HTTP\/1\.1 200 /,
+    );
+  });
+
+  /** Sends SIGQUIT (graceful stop) and waits until nginx no longer accepts connections. */
+  const gracefulStop = async (edge: Edge) => {
+    edge.signal("SIGQUIT");
+    await until("nginx to stop accepting", () =>
+      raw(edge.http, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", { timeoutMs: 1000 }).then(
+        () => false,
+        () => true,
+      ),
+    );
+  };
+
+  it("workerShutdownTimeout: a graceful stop closes an open WebSocket after it (1 s here) and nginx exits", async () => {
+    const edge = await awsEdge({}, (await wsStub()).port, { workerShutdownTimeout: "1s" });
+    expect(edge.conf).toContain("worker_shutdown_timeout 1s;");
+    const ws = opened(await openWs(wsUrl(edge.http), "127.0.0.1", { "X-Forwarded-For": "198.51.100.7" }));
+    expect(await echo(ws, "before the stop")).toBe("before the stop");
+    const closed = once(ws, "close");
+    const at = Date.now();
+    edge.signal("SIGQUIT");
+    await within(10_000, closed, "nginx to close the WebSocket");
+    const elapsed = Date.now() - at;
+    expect(elapsed).toBeGreaterThanOrEqual(900);
+    expect(elapsed).toBeLessThan(5000);
+    await within(10_000, edge.exited, "nginx to exit");
+  });
+
+  it("control: without workerShutdownTimeout a graceful stop leaves the WebSocket open (nginx waits for it)", async () => {
+    const edge = await awsEdge({}, (await wsStub()).port, { workerShutdownTimeout: undefined });
+    expect(edge.conf).not.toContain("worker_shutdown_timeout");
+    const ws = opened(await openWs(wsUrl(edge.http), "127.0.0.1", { "X-Forwarded-For": "198.51.100.7" }));
+    await gracefulStop(edge);
+    // Twice the timeout above.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+    expect(await echo(ws, "still open while nginx stops")).toBe("still open while nginx stops");
   });
 });
 

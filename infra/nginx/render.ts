@@ -21,6 +21,35 @@ export interface NginxRenderOptions {
    * with any gateways down. Without it the upstream lists the gateways' hosts (the process target: 127.0.0.1).
    */
   upstreamAddresses?: readonly string[];
+  /**
+   * The client address is taken from X-Forwarded-For on connections from `trusted` (IPv4 CIDRs): the AWS target,
+   * where every request arrives from a load balancer node. nginx takes the last entry, the one the load balancer
+   * appended (`real_ip_recursive` stays off), so a client cannot choose its address by writing the header itself.
+   * ip_hash, the per-address limits, X-Real-IP to the gateways and the access log then see the client, not the
+   * load balancer. Without it the connection's own address is the client's (docs/aws.md).
+   */
+  realIp?: { header: "X-Forwarded-For"; trusted: readonly string[] };
+  /**
+   * Resolve the gateways' names at run time (the AWS target: Cloud Map names whose addresses change when a task is
+   * replaced): a `resolver` at `address` (IPv4, optionally with a port) whose answers are kept for `valid` (e.g.
+   * "10s"), a shared zone of `zoneSize` (default 1m) for the upstream, and `resolve` on every upstream server, so
+   * the workers follow the names without a reload and nginx loads the file whether they resolve or not. `timeout` is
+   * `resolver_timeout` (default 5s): after a failed query nginx keeps the addresses it has and asks again after it
+   * (a name that does not exist loses its addresses). Needs nginx 1.27.3 or later (`resolve` on upstream servers);
+   * the gateways must be named by host, so it excludes upstreamAddresses (docs/aws.md).
+   */
+  resolver?: { address: string; valid: string; zoneSize?: string; timeout?: string };
+  /**
+   * Seconds an idle client keep-alive connection stays open (`keepalive_timeout`; nginx's default 75 s otherwise).
+   * Behind a load balancer it must exceed the balancer's idle timeout, so the balancer closes idle connections
+   * first and never sends a request on one nginx is closing (docs/aws.md).
+   */
+  keepaliveTimeout?: number;
+  /**
+   * `worker_shutdown_timeout` (e.g. "10s"): a graceful stop or reload closes what is still open (WebSockets) after
+   * this, instead of waiting for every socket to end (docs/aws.md). Without it nginx waits.
+   */
+  workerShutdownTimeout?: string;
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -38,6 +67,101 @@ function upstreamTargets(topology: Topology, addresses: readonly string[] | unde
     throw new Error(`renderNginxConf: upstreamAddresses must be IPv4 addresses (no names to resolve), got "${wrong}"`);
   }
   return topology.gateways.map((g, i) => `${addresses[i]}:${g.port}`);
+}
+
+/** A time nginx reads in milliseconds (`worker_shutdown_timeout`, `resolver_timeout`), written with its unit. */
+const MSEC_TIME = /^[1-9]\d*(ms|s|m|h)$/;
+/** A time nginx reads in seconds (the resolver's `valid=`). */
+const SEC_TIME = /^[1-9]\d*(s|m|h)$/;
+/** A DNS name (not an address): labels of letters, digits and hyphens, at least one letter somewhere. */
+const DNS_NAME =
+  /^(?=.{1,253}$)(?=.*[a-zA-Z])[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+/** nginx refuses a shared zone smaller than 8 memory pages (32k with 4 KiB pages). */
+const MIN_ZONE_BYTES = 32 * 1024;
+
+/** Defaults of the resolver option. */
+export const RESOLVER_DEFAULTS = { zoneSize: "1m", timeout: "5s" } as const;
+
+const ipv4Value = (address: string): number =>
+  address.split(".").reduce((value, octet) => value * 256 + Number(octet), 0);
+
+/** An IPv4 CIDR nginx takes as written: a prefix from 1 to 32 and no address bits below it. */
+function isIpv4Cidr(cidr: string): boolean {
+  const match = /^([^/]+)\/(\d{1,2})$/.exec(cidr);
+  if (!match || !IPV4.test(match[1]!)) return false;
+  const bits = Number(match[2]);
+  if (bits < 1 || bits > 32) return false;
+  return ipv4Value(match[1]!) % 2 ** (32 - bits) === 0;
+}
+
+/** Bytes of an nginx size ("64k", "1m", "65536"); NaN when it is not one. */
+function sizeBytes(size: string): number {
+  const match = /^([1-9]\d*)([kKmM]?)$/.exec(size);
+  if (!match) return Number.NaN;
+  const unit = match[2]!.toLowerCase();
+  return Number(match[1]) * (unit === "k" ? 1024 : unit === "m" ? 1024 * 1024 : 1);
+}
+
+/** Refuses option values nginx would reject or read otherwise, each with a message naming the option. */
+function validateOptions(topology: Topology, options: NginxRenderOptions): void {
+  const { realIp, resolver, keepaliveTimeout, workerShutdownTimeout } = options;
+  if (realIp !== undefined) {
+    if (realIp.header !== "X-Forwarded-For") {
+      throw new Error(`renderNginxConf: realIp.header must be "X-Forwarded-For", got "${realIp.header}"`);
+    }
+    if (realIp.trusted.length === 0) throw new Error("renderNginxConf: realIp.trusted must list at least one CIDR");
+    const wrong = realIp.trusted.find((cidr) => !isIpv4Cidr(cidr));
+    if (wrong !== undefined) {
+      throw new Error(
+        `renderNginxConf: realIp.trusted must be IPv4 CIDRs (a.b.c.d/n, n from 1 to 32, no address bits below the prefix), got "${wrong}"`,
+      );
+    }
+  }
+  if (resolver !== undefined) {
+    if (options.upstreamAddresses !== undefined) {
+      throw new Error(
+        "renderNginxConf: resolver and upstreamAddresses exclude each other (with resolver the upstream names the gateways by host)",
+      );
+    }
+    const [host, port, ...rest] = resolver.address.split(":");
+    const portOk = port === undefined || (/^[1-9]\d{0,4}$/.test(port) && Number(port) <= 65_535);
+    if (!IPV4.test(host ?? "") || !portOk || rest.length > 0) {
+      throw new Error(
+        `renderNginxConf: resolver.address must be an IPv4 address, optionally with a port (a name would be resolved at load), got "${resolver.address}"`,
+      );
+    }
+    if (!SEC_TIME.test(resolver.valid)) {
+      throw new Error(
+        `renderNginxConf: resolver.valid must be a time in whole s, m or h (e.g. "10s"), got "${resolver.valid}"`,
+      );
+    }
+    if (resolver.timeout !== undefined && !MSEC_TIME.test(resolver.timeout)) {
+      throw new Error(
+        `renderNginxConf: resolver.timeout must be a time in whole ms, s, m or h (e.g. "5s"), got "${resolver.timeout}"`,
+      );
+    }
+    if (resolver.zoneSize !== undefined && !(sizeBytes(resolver.zoneSize) >= MIN_ZONE_BYTES)) {
+      throw new Error(
+        `renderNginxConf: resolver.zoneSize must be a size of at least 32k (e.g. "1m"), got "${resolver.zoneSize}"`,
+      );
+    }
+    const unnamed = topology.gateways.find((g) => !DNS_NAME.test(g.host));
+    if (unnamed !== undefined) {
+      throw new Error(
+        `renderNginxConf: with resolver every gateway host must be a DNS name, got "${unnamed.host}" for ${unnamed.name}`,
+      );
+    }
+  }
+  if (keepaliveTimeout !== undefined && !(Number.isSafeInteger(keepaliveTimeout) && keepaliveTimeout >= 1)) {
+    throw new Error(
+      `renderNginxConf: keepaliveTimeout must be a whole number of seconds, at least 1, got ${keepaliveTimeout}`,
+    );
+  }
+  if (workerShutdownTimeout !== undefined && !MSEC_TIME.test(workerShutdownTimeout)) {
+    throw new Error(
+      `renderNginxConf: workerShutdownTimeout must be a time in whole ms, s, m or h (e.g. "10s"), got "${workerShutdownTimeout}"`,
+    );
+  }
 }
 
 /**
@@ -217,12 +341,43 @@ ${indent}}`;
  * or credentials, `/healthz`, stub_status, and the web client.
  */
 export function renderNginxConf(topology: Topology, options: NginxRenderOptions): string {
-  const { config } = topology;
+  validateOptions(topology, options);
+  const { config, gateways } = topology;
+  const { realIp, resolver } = options;
   const listen = (port: number) => (options.listenHost ? `${options.listenHost}:${port}` : String(port));
   const targets = upstreamTargets(topology, options.upstreamAddresses);
-  const servers = topology.gateways
-    .map((g, i) => `    server ${targets[i]} max_fails=2 fail_timeout=5s;  # ${g.name}`)
+  const resolve = resolver ? " resolve" : "";
+  const servers = gateways
+    .map((g, i) => `    server ${targets[i]} max_fails=2 fail_timeout=5s${resolve};  # ${g.name}`)
     .join("\n");
+  // Each option adds its own lines only: without it the rendering is byte for byte what it was (docs/aws.md).
+  const shutdown = options.workerShutdownTimeout
+    ? `# A graceful stop or reload closes what is still open (WebSockets) after this.
+worker_shutdown_timeout ${options.workerShutdownTimeout};
+`
+    : "";
+  const keepalive =
+    options.keepaliveTimeout !== undefined
+      ? `  # Idle client keep-alive: longer than the load balancer's idle timeout, so the balancer closes first.
+  keepalive_timeout ${options.keepaliveTimeout}s;
+`
+      : "";
+  const realIpLines = realIp
+    ? `  # The client address is the last X-Forwarded-For entry (the one the load balancer appended; real_ip_recursive
+  # stays off) on connections from these: ip_hash, the limits, X-Real-IP and the access log use it.
+${realIp.trusted.map((cidr) => `  set_real_ip_from ${cidr};`).join("\n")}
+  real_ip_header ${realIp.header};
+
+`
+    : "";
+  const resolverLines = resolver
+    ? `  # The gateways' names are resolved at run time (\`resolve\` in the upstream), each answer kept for valid=.
+  resolver ${resolver.address} valid=${resolver.valid} ipv6=off;
+  resolver_timeout ${resolver.timeout ?? RESOLVER_DEFAULTS.timeout};
+
+`
+    : "";
+  const zone = resolver ? `    zone chatgrid_gateways ${resolver.zoneSize ?? RESOLVER_DEFAULTS.zoneSize};\n` : "";
   const runtime = options.runtimeDir ? `pid ${options.runtimeDir}/nginx.pid;\n` : "";
   const temp = options.runtimeDir
     ? NGINX_TEMP_DIRS.map((dir) => `  ${dir}_path ${options.runtimeDir}/${dir};`).join("\n")
@@ -315,12 +470,12 @@ ${errorLocations("    ")}
 
 ${web}`;
 
-  return `# Rendered by infra/nginx/render.ts from the chatgrid topology (${topology.gateways.length} gateways). Do not edit.
+  return `# Rendered by infra/nginx/render.ts from the chatgrid topology (${gateways.length} gateways). Do not edit.
 ${options.user ? `user ${options.user};\n` : ""}worker_processes ${options.workerProcesses ?? 1};
 # Sized from maxClientConnections (${config.maxClientConnections}): see connectionBudget in this renderer.
 worker_rlimit_nofile ${budget.rlimitNofile};
 error_log ${options.errorLog} warn;
-${runtime}
+${shutdown}${runtime}
 events {
   worker_connections ${budget.workerConnections};
 }
@@ -352,7 +507,7 @@ ${temp}
   client_body_timeout ${config.clientTimeoutSeconds}s;
   send_timeout ${config.clientTimeoutSeconds}s;
   reset_timedout_connection on;
-  # nginx's defaults, stated: a request line above this is 414, a header line above it 431 (JSON, below).
+${keepalive}  # nginx's defaults, stated: a request line above this is 414, a header line above it 431 (JSON, below).
   client_header_buffer_size 1k;
   large_client_header_buffers ${LARGE_HEADER_BUFFER.count} ${LARGE_HEADER_BUFFER.size};
 
@@ -361,7 +516,7 @@ ${temp}
     "" close;
   }
 
-  # Per client address on the REST API; WebSocket upgrades are not counted here (the gateway limits frames).
+${realIpLines}  # Per client address on the REST API; WebSocket upgrades are not counted here (the gateway limits frames).
   limit_req_zone $binary_remote_addr zone=chatgrid_api:10m rate=${config.apiRatePerSecond}r/s;
   limit_req_zone $binary_remote_addr zone=chatgrid_cancel:10m rate=${config.apiRatePerSecond}r/s;
   limit_req_status 429;
@@ -369,11 +524,11 @@ ${temp}
   limit_conn_zone $binary_remote_addr zone=chatgrid_ws_address:10m;
   limit_conn_zone chatgrid zone=chatgrid_total:1m;
 
-  # ip_hash pins each client address (for IPv4 the first three octets) to one gateway, for REST and WebSocket alike.
+${resolverLines}  # ip_hash pins each client address (for IPv4 the first three octets) to one gateway, for REST and WebSocket alike.
   # A gateway that fails twice is skipped for 5 s; its clients land on another one and resume from Redis.
   upstream chatgrid_gateways {
     ip_hash;
-${servers}
+${zone}${servers}
     keepalive ${UPSTREAM_KEEPALIVE};
   }
 
