@@ -31,6 +31,8 @@ interface Instruction {
 interface Stage {
   from: string;
   name?: string;
+  /** `--platform=` of the FROM line, when it has one. */
+  platform?: string;
   instructions: Instruction[];
 }
 interface Dockerfile {
@@ -51,8 +53,8 @@ function parseDockerfile(text: string): Dockerfile {
     const [, keyword = "", args = ""] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
     const upper = keyword.toUpperCase();
     if (upper === "FROM") {
-      const [, from = "", name] = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args) ?? [];
-      result.stages.push({ from, name, instructions: [] });
+      const [, platform, from = "", name] = /^(?:--platform=(\S+)\s+)?(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args) ?? [];
+      result.stages.push({ from, name, platform, instructions: [] });
     } else if (result.stages.length === 0) {
       expect(upper, `only ARG may come before FROM: ${line}`).toBe("ARG");
       const [name = "", value = ""] = args.split("=", 2);
@@ -143,6 +145,9 @@ describe("the Dockerfiles", () => {
     const runtime = file.stages.at(-1)!;
     const runtimeBase = app === "web" ? "NGINX_IMAGE" : "NODE_IMAGE";
     expect(runtime.from).toBe(`\${${runtimeBase}}`);
+    // The JS stages on the builder's platform (no emulation for a foreign target), the runtime on the target's.
+    expect(file.stages[0]!.platform).toBe("$BUILDPLATFORM");
+    expect(runtime.platform).toBeUndefined();
   });
 
   it.each(APPS)("%s: the runtime stage runs as a non-root user, has a HEALTHCHECK and a start command", (app) => {

@@ -27,7 +27,12 @@ function stackFileConfig(file: string): Record<string, string> {
 }
 
 async function runProgram(config: Record<string, string>, stack = "local") {
-  const engine = await mockEngine(stack);
+  // The one invoke the aws program makes: ECR's registry token for the image pushes.
+  const engine = await mockEngine(stack, {
+    invokes: {
+      "aws:ecr/getAuthorizationToken:getAuthorizationToken": () => ({ userName: "AWS", password: "mock-token" }),
+    },
+  });
   pulumi.runtime.setAllConfig(config);
   vi.resetModules();
   const program = await import("./index");
@@ -40,8 +45,8 @@ async function runProgram(config: Record<string, string>, stack = "local") {
     kafkaBootstrap: program.kafkaBootstrap,
   });
   const secretOutputs = {
-    redisPassword: await pulumi.isSecret(program.redisPassword),
-    clusterSecret: await pulumi.isSecret(program.clusterSecret),
+    redisPassword: program.redisPassword ? await pulumi.isSecret(program.redisPassword) : undefined,
+    clusterSecret: program.clusterSecret ? await pulumi.isSecret(program.clusterSecret) : undefined,
   };
   await engine.settle();
   const containers = engine.resources
@@ -128,7 +133,34 @@ describe("the Pulumi project", () => {
     expect(engine.resources).toEqual([]);
   });
 
-  it("a stack other than local is refused by name", async () => {
+  it("Pulumi.aws.yaml: the aws program builds from it (3 + 3, its region), with the same output names and no secret output", async () => {
+    const config = stackFileConfig("Pulumi.aws.yaml");
+    expect(config).toMatchObject({
+      "aws:region": "us-east-1",
+      "chatgrid:gatewayNodes": "3",
+      "chatgrid:aiNodes": "3",
+      "chatgrid:cpuArchitecture": "ARM64",
+      "chatgrid:kafkaMode": "provisioned",
+    });
+    const run = await runProgram(config, "aws");
+    expect(run.outputs.nodeNames).toEqual({
+      gateways: ["gateway-1", "gateway-2", "gateway-3"],
+      aiNodes: ["ai-1", "ai-2", "ai-3"],
+    });
+    expect(run.outputs.chatUrl).toMatch(/^http:\/\/.+\.us-east-1\.elb\.amazonaws\.com$/);
+    expect(run.outputs.apiUrl).toBe(run.outputs.chatUrl);
+    expect(run.outputs.kafkaBootstrap).toMatch(/:9098/);
+    expect(run.outputs.redisUrl).toBeUndefined();
+    expect(run.secretOutputs).toEqual({ redisPassword: undefined, clusterSecret: undefined });
+    expect(run.containers).toEqual([]);
+    expect(run.resources.filter((r) => r.type === "aws:ecs/service:Service")).toHaveLength(7);
+    // A Docker key in the aws stack is an error that says so.
+    await expect(runProgram({ ...config, "chatgrid:debugPorts": "false" }, "aws")).rejects.toThrow(
+      "chatgrid:debugPorts: a setting of the local stack, not of aws",
+    );
+  });
+
+  it("a stack other than local and aws is refused by name", async () => {
     await mockEngine("staging");
     pulumi.runtime.setAllConfig({});
     vi.resetModules();

@@ -49,6 +49,33 @@ describe("the GeneratedSecret provider", () => {
     expect(await provider.read(id, outs)).toEqual({ id, props: outs });
   });
 
+  it("encoding hex: create writes the bytes as hex and keeps the encoding in the state", async () => {
+    const { outs } = await provider.create({ byteLength: 32, encoding: "hex" });
+    expect(outs.value).toMatch(/^[0-9a-f]{64}$/);
+    expect(Buffer.from(outs.value, "hex")).toHaveLength(32);
+    expect(outs.encoding).toBe("hex");
+    // The default writes no encoding at all: the state of existing secrets stays as it was.
+    expect(Object.keys((await provider.create({ byteLength: 32 })).outs).sort()).toEqual(["byteLength", "value"]);
+  });
+
+  it("encoding: no change while it stays, replace when it changes (absent = base64url), update keeps it", async () => {
+    const { id, outs } = await provider.create({ byteLength: 32 });
+    expect(await provider.diff(id, outs, { byteLength: 32 })).toMatchObject({ changes: false, replaces: [] });
+    expect(await provider.diff(id, outs, { byteLength: 32, encoding: "hex" })).toMatchObject({
+      changes: true,
+      replaces: ["encoding"],
+    });
+    const hex = await provider.create({ byteLength: 32, encoding: "hex" });
+    expect(await provider.diff(hex.id, hex.outs, { byteLength: 32, encoding: "hex" })).toMatchObject({
+      changes: false,
+    });
+    expect(await provider.diff(hex.id, hex.outs, { byteLength: 32 })).toMatchObject({ replaces: ["encoding"] });
+    expect(await provider.diff(hex.id, hex.outs, { byteLength: 48 })).toMatchObject({
+      replaces: ["byteLength", "encoding"],
+    });
+    expect((await provider.update(hex.id, hex.outs, { byteLength: 32, encoding: "hex" })).outs).toEqual(hex.outs);
+  });
+
   it("survives serialization as Pulumi does it: the text, loaded as the dynamic provider host loads it, works", async () => {
     const serialized = await pulumi.runtime.serializeFunction(() => module.generatedSecretProvider, {
       allowSecrets: false,
@@ -62,6 +89,7 @@ describe("the GeneratedSecret provider", () => {
     expect(outs.value).toMatch(base64url(43));
     expect((await loaded.update(id, outs, { byteLength: 32 })).outs.value).toBe(outs.value);
     expect(await loaded.diff(id, outs, { byteLength: 32 })).toMatchObject({ changes: false });
+    expect((await loaded.create({ byteLength: 32, encoding: "hex" })).outs.value).toMatch(/^[0-9a-f]{64}$/);
   });
 });
 
@@ -79,6 +107,35 @@ describe("GeneratedSecret", () => {
     expect(record!.inputs.byteLength).toBe(32);
     // The provider travels with the resource, as code.
     expect(record!.inputs.__provider).toContain("getRandomValues");
+  });
+
+  it("encoding hex is an input (and the mocked value is hex); base64url, the default, is not an input at all", async () => {
+    const engine = await mockEngine("local");
+    const hex = new module.GeneratedSecret("s3", { encoding: "hex" });
+    new module.GeneratedSecret("s4", { encoding: "base64url" });
+    new module.GeneratedSecret("s5");
+    expect(await resolved(hex.value)).toMatch(/^[0-9a-f]{64}$/);
+    expect(await pulumi.isSecret(hex.value)).toBe(true);
+    await engine.settle();
+    const named = (name: string) => engine.resources.find((r) => r.name === name)!;
+    const [s3, s4, s5] = [named("s3"), named("s4"), named("s5")];
+    expect(s3!.inputs.encoding).toBe("hex");
+    expect(s3!.secretOutputs).toEqual(["value"]);
+    expect("encoding" in s4!.inputs).toBe(false);
+    expect("encoding" in s5!.inputs).toBe(false);
+    const { __provider: _p4, ...inputs4 } = s4!.inputs;
+    const { __provider: _p5, ...inputs5 } = s5!.inputs;
+    expect(inputs4).toEqual(inputs5);
+    expect(inputs5).toEqual({ byteLength: 32 });
+  });
+
+  it("refuses an unknown encoding before registering anything", async () => {
+    const engine = await mockEngine("local");
+    expect(() => new module.GeneratedSecret("s6", { encoding: "base64" as unknown as "hex" })).toThrow(
+      'GeneratedSecret s6: encoding must be "base64url" or "hex", got "base64"',
+    );
+    await engine.settle();
+    expect(engine.resources).toEqual([]);
   });
 
   it.each([

@@ -11,13 +11,27 @@ export const DEFAULT_SECRET_BYTES = 32;
 const MIN_BYTES = 24;
 const MAX_BYTES = 1024;
 
+/** How the bytes are written: base64url (the default) or hex (only 0-9a-f, e.g. an ElastiCache AUTH token). */
+export type SecretEncoding = "base64url" | "hex";
+export const DEFAULT_SECRET_ENCODING: SecretEncoding = "base64url";
+
 export interface GeneratedSecretArgs {
-  /** Random bytes in the secret (default 32), written as base64url. Changing it replaces (regenerates) the secret. */
+  /** Random bytes in the secret (default 32). Changing it replaces (regenerates) the secret. */
   byteLength?: number;
+  /**
+   * How the bytes are written (default base64url: 43 characters for 32 bytes; hex: 64). Changing it replaces the
+   * secret. Only a non-default encoding is an input, so existing secrets' state stays as it was.
+   */
+  encoding?: SecretEncoding;
 }
 
-interface SecretState {
+/** The inputs the provider receives: `encoding` only when it is not base64url. */
+interface SecretInputs {
   byteLength: number;
+  encoding?: "hex";
+}
+
+interface SecretState extends SecretInputs {
   value: string;
 }
 
@@ -28,19 +42,33 @@ interface SecretState {
  * change, and the secret is the same for as long as the resource lives.
  */
 export const generatedSecretProvider: pulumi.dynamic.ResourceProvider = {
-  async create(inputs: { byteLength: number }) {
-    const draw = (n: number) => Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(n))).toString("base64url");
-    const outs: SecretState = { byteLength: inputs.byteLength, value: draw(inputs.byteLength) };
+  async create(inputs: SecretInputs) {
+    const bytes = (n: number) => Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(n)));
+    const value = bytes(inputs.byteLength).toString(inputs.encoding === "hex" ? "hex" : "base64url");
+    const outs: SecretState = {
+      byteLength: inputs.byteLength,
+      ...(inputs.encoding === "hex" ? { encoding: inputs.encoding } : {}),
+      value,
+    };
     // The id is random too, and says nothing about the value.
-    return { id: draw(12), outs };
+    return { id: bytes(12).toString("base64url"), outs };
   },
-  async diff(_id: string, olds: SecretState, news: { byteLength: number }) {
+  async diff(_id: string, olds: SecretState, news: SecretInputs) {
     // Only the inputs that mean something: the serialized provider (`__provider`) may differ between versions.
-    const replace = olds.byteLength !== news.byteLength;
-    return { changes: replace, replaces: replace ? ["byteLength"] : [], deleteBeforeReplace: false };
+    const replaces = [
+      ...(olds.byteLength !== news.byteLength ? ["byteLength"] : []),
+      ...((olds.encoding ?? "base64url") !== (news.encoding ?? "base64url") ? ["encoding"] : []),
+    ];
+    return { changes: replaces.length > 0, replaces, deleteBeforeReplace: false };
   },
-  async update(_id: string, olds: SecretState, news: { byteLength: number }) {
-    return { outs: { byteLength: news.byteLength, value: olds.value } };
+  async update(_id: string, olds: SecretState, news: SecretInputs) {
+    return {
+      outs: {
+        byteLength: news.byteLength,
+        ...(news.encoding === "hex" ? { encoding: news.encoding } : {}),
+        value: olds.value,
+      },
+    };
   },
   async read(id: string, props: SecretState) {
     return { id, props };
@@ -53,7 +81,7 @@ export const generatedSecretProvider: pulumi.dynamic.ResourceProvider = {
  * stack's outputs show it only as `[secret]`. Read it with `pulumi stack output <name> --show-secrets`.
  */
 export class GeneratedSecret extends pulumi.dynamic.Resource {
-  /** The secret, base64url (a Pulumi secret). */
+  /** The secret, base64url or hex (a Pulumi secret). */
   declare readonly value: pulumi.Output<string>;
   declare readonly byteLength: pulumi.Output<number>;
 
@@ -64,10 +92,14 @@ export class GeneratedSecret extends pulumi.dynamic.Resource {
         `GeneratedSecret ${name}: byteLength must be a whole number from ${MIN_BYTES} to ${MAX_BYTES}, got ${byteLength}`,
       );
     }
+    const encoding = args.encoding ?? DEFAULT_SECRET_ENCODING;
+    if (encoding !== "base64url" && encoding !== "hex") {
+      throw new Error(`GeneratedSecret ${name}: encoding must be "base64url" or "hex", got "${encoding}"`);
+    }
     super(
       generatedSecretProvider,
       name,
-      { byteLength, value: undefined },
+      { byteLength, ...(encoding === "hex" ? { encoding } : {}), value: undefined },
       { ...opts, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? []), "value"] },
       GENERATED_SECRET_MODULE,
       GENERATED_SECRET_KIND,

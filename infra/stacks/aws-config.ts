@@ -66,7 +66,7 @@ const AWS_SETTINGS = {
       z
         .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, "expected zone names such as us-east-1a,us-east-1b"))
         .min(2, "at least 2 availability zones (ElastiCache Multi-AZ and one MSK broker per zone need them)")
-        .max(6, "at most 6 availability zones")
+        .max(3, "at most 3 availability zones (the subnet plan and MSK's one broker per zone)")
         .refine((zones) => new Set(zones).size === zones.length, "each zone once"),
     )
     .optional(),

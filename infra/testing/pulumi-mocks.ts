@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { awsMockId, awsMockState } from "./aws-mock-state";
 
 /** The part of the engine's RegisterResourceRequest the mock reads. */
 interface RegisterRequest {
@@ -24,6 +25,11 @@ export interface RegisteredResource {
 export interface MockedEngine {
   /** Every registered resource, in registration order. */
   resources: RegisteredResource[];
+  /**
+   * Every invoke the program made, by token, allowed or not: a refused invoke reaches the program as an Error with an
+   * empty message (the SDK drops the mock's), so this is where a test sees which one it was.
+   */
+  invokes: string[];
   /** Waits until no registration is in flight (outputs in mocks resolve asynchronously). */
   settle(): Promise<void>;
 }
@@ -44,27 +50,73 @@ export function resolved<T>(input: pulumi.Input<T>): Promise<T> {
 /** The value a mocked GeneratedSecret "draws": stable per resource name, 43 base64url characters like a real one. */
 export const fakeSecret = (name: string): string =>
   createHash("sha256").update(`generated-secret:${name}`).digest("base64url");
+/** The same, for a GeneratedSecret with `encoding: "hex"`: 64 hex characters like a real 32-byte one. */
+export const fakeHexSecret = (name: string): string =>
+  createHash("sha256").update(`generated-secret:${name}`).digest("hex");
 
 /** Outputs a provider computes that the program reads; everything else echoes the inputs. */
 function mockState(type: string, name: string, inputs: Record<string, unknown>): Record<string, unknown> {
   switch (type) {
     case "pulumi-nodejs:dynamic/chatgrid:GeneratedSecret":
+      if (inputs.encoding === "hex")
+        return { byteLength: inputs.byteLength, encoding: "hex", value: fakeHexSecret(name) };
       return { byteLength: inputs.byteLength, value: fakeSecret(name) };
     case "docker:index/image:Image":
       return { ...inputs, repoDigest: fakeImageId(name) };
     case "docker:index/remoteImage:RemoteImage":
       return { ...inputs, imageId: fakeImageId(name), repoDigest: inputs.name };
-    default:
+    default: {
+      // What AWS computes (ids, ARNs, endpoints), for the aws stack's types (infra/testing/aws-mock-state.ts).
+      const aws = awsMockState(type, name, inputs);
+      if (aws) return { ...inputs, ...aws };
       return { ...inputs, name: inputs.name ?? name };
+    }
   }
+}
+
+/** Invokes a test allows, by token: each returns what the provider would. Any other invoke throws. */
+export type MockInvokes = Record<string, (inputs: Record<string, unknown>) => Record<string, unknown>>;
+
+export interface MockEngineOptions {
+  /** e.g. `{ "aws:ecr/getAuthorizationToken:getAuthorizationToken": () => ({ userName: "AWS", … }) }`. */
+  invokes?: MockInvokes;
+}
+
+/** How a secret input reaches the engine: wrapped under this key (pulumi's rpc secret signature). */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+/**
+ * Where a string input contains "undefined" (an Output read before the mock gave it a value, interpolated into a
+ * name, URL or JSON document): `<type> <name>: <path>` for each, secrets included. Tests assert it is empty. A
+ * dynamic resource's `__provider` (its provider's serialized source code) is not a value and is skipped.
+ */
+export function findUndefined(resources: RegisteredResource[]): string[] {
+  const found: string[] = [];
+  const walk = (value: unknown, path: string, where: string): void => {
+    if (typeof value === "string") {
+      if (value.includes("undefined")) found.push(`${where}: ${path}`);
+    } else if (Array.isArray(value)) {
+      for (const [i, item] of value.entries()) walk(item, `${path}[${i}]`, where);
+    } else if (typeof value === "object" && value !== null) {
+      const record = value as Record<string, unknown>;
+      if (SECRET_SIG in record) walk(record.value, path, where);
+      else for (const [key, item] of Object.entries(record)) walk(item, path ? `${path}.${key}` : key, where);
+    }
+  };
+  for (const resource of resources) {
+    const { __provider: _code, ...inputs } = resource.inputs;
+    walk(inputs, "", `${resource.type} ${resource.name}`);
+  }
+  return found;
 }
 
 /**
  * Replaces the Pulumi engine with mocks that record every registration. Call it BEFORE importing the program
  * (`await import(...)`), and again for each independent run: each call starts an empty engine.
  */
-export async function mockEngine(stack = "local"): Promise<MockedEngine> {
+export async function mockEngine(stack = "local", options: MockEngineOptions = {}): Promise<MockedEngine> {
   const resources: RegisteredResource[] = [];
+  const invokes: string[] = [];
   let count = 0;
   // What each registration asked to be secret (the mock's newResource does not see the request's options).
   const secretOutputs = new Map<string, string[]>();
@@ -85,9 +137,13 @@ export async function mockEngine(stack = "local"): Promise<MockedEngine> {
           secretOutputs: secret,
         };
         resources.push(record);
-        return { id: args.custom ? `${args.name}-id` : undefined, state };
+        const id = args.custom ? (awsMockId(args.type, args.name, args.inputs) ?? `${args.name}-id`) : undefined;
+        return { id, state };
       },
       call(args) {
+        invokes.push(args.token);
+        const allowed = options.invokes?.[args.token];
+        if (allowed) return allowed(args.inputs);
         // Nothing in the program looks data up; an invoke is a change that the tests must learn about.
         throw new Error(`unexpected invoke ${args.token} in the mocked engine (infra/testing/pulumi-mocks.ts)`);
       },
@@ -107,6 +163,7 @@ export async function mockEngine(stack = "local"): Promise<MockedEngine> {
   };
   return {
     resources,
+    invokes,
     async settle() {
       // Registrations go through several promise turns each; wait until the count stays put for a while.
       let stable = 0;

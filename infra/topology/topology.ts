@@ -27,7 +27,8 @@ export interface Placement {
   gatewayPort(index: number): number;
   gatewayMetricsPort(index: number): number;
   aiPort(index: number): number;
-  redisUrl: string;
+  /** Redis for every node; absent where the target hands REDIS_URL over as a secret instead (AWS: docs/aws.md). */
+  redisUrl?: string;
   /** Kafka bootstrap servers (`host:port,…`), when the target runs Kafka and it is enabled. */
   kafkaBrokers?: string;
   /** Origins allowed to open sockets (the web client's). */
@@ -44,7 +45,7 @@ export interface Topology {
   config: TopologyConfig;
   gateways: NodeSpec[];
   aiNodes: NodeSpec[];
-  redisUrl: string;
+  redisUrl?: string;
   kafkaBrokers?: string;
 }
 
@@ -59,6 +60,10 @@ function kafkaEnv(config: TopologyConfig, placement: Placement): Record<string, 
     KAFKA_TOPIC: config.kafka.topic,
     KAFKA_PARTITIONS: String(config.kafka.partitions),
   };
+}
+
+function redisEnv(placement: Placement): Record<string, string> {
+  return placement.redisUrl ? { REDIS_URL: placement.redisUrl } : {};
 }
 
 function providerEnv(config: TopologyConfig): Record<string, string> {
@@ -92,7 +97,7 @@ export function deriveTopology(config: TopologyConfig, placement: Placement): To
         HOST: placement.bindHost,
         PORT: String(port),
         PUBLIC_URL: url,
-        REDIS_URL: placement.redisUrl,
+        ...redisEnv(placement),
         ...kafkaEnv(config, placement),
         ...providerEnv(config),
         ...config.nodeEnv,
@@ -120,7 +125,7 @@ export function deriveTopology(config: TopologyConfig, placement: Placement): To
         HOST: placement.bindHost,
         PORT: String(port),
         METRICS_PORT: String(metricsPort),
-        REDIS_URL: placement.redisUrl,
+        ...redisEnv(placement),
         ...aiList,
         ALLOWED_ORIGINS: placement.allowedOrigins.join(","),
         ...kafkaEnv(config, placement),

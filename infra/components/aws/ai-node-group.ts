@@ -1,0 +1,40 @@
+import type * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { appLivenessCheck } from "../../images";
+import { type AwsNodeGroupArgs, nodeServices } from "./node-services";
+import type { AwsAppRoles } from "./roles";
+
+/** ECS checks liveness: readiness would replace every AI node during a Redis failover. */
+export const AI_HEALTH_CHECK = {
+  command: ["CMD", ...appLivenessCheck.ai],
+  interval: 10,
+  timeout: 3,
+  retries: 3,
+  startPeriod: 15,
+};
+
+/**
+ * M AI nodes on Fargate, one service each, named in Cloud Map: each announces `http://ai-N.chatgrid.internal:7001`
+ * (PUBLIC_URL) in the signed registry, where gateways find it.
+ */
+export class AwsAiNodeGroup extends pulumi.ComponentResource {
+  readonly services: aws.ecs.Service[];
+  readonly taskDefinitions: aws.ecs.TaskDefinition[];
+  readonly roles: AwsAppRoles;
+  readonly nodeNames: string[];
+
+  constructor(name: string, args: AwsNodeGroupArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("chatgrid:aws:AiNodeGroup", name, {}, opts);
+    for (const node of args.nodes) {
+      if (!node.env.PUBLIC_URL?.startsWith(`http://${node.host}:`)) {
+        throw new Error(`AwsAiNodeGroup: ${node.name}'s PUBLIC_URL must be its Cloud Map name (${node.host})`);
+      }
+    }
+    const built = nodeServices("AwsAiNodeGroup", "ai", name, args, AI_HEALTH_CHECK, this);
+    this.services = built.services;
+    this.taskDefinitions = built.taskDefinitions;
+    this.roles = built.roles;
+    this.nodeNames = built.nodeNames;
+    this.registerOutputs({ nodeNames: this.nodeNames });
+  }
+}

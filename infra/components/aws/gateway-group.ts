@@ -1,0 +1,42 @@
+import type * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { appLivenessCheck } from "../../images";
+import { type AwsNodeGroupArgs, nodeServices } from "./node-services";
+import type { AwsAppRoles } from "./roles";
+
+/** ECS checks liveness (docs/operations.md "Liveness and readiness"): readiness would replace every gateway in an AI outage. */
+export const GATEWAY_HEALTH_CHECK = {
+  command: ["CMD", ...appLivenessCheck.gateway],
+  interval: 10,
+  timeout: 3,
+  retries: 3,
+  startPeriod: 15,
+};
+
+/**
+ * N gateways on Fargate, one service each, named in Cloud Map (nginx's upstream resolves the names). Their
+ * environment names no AI node: they follow the signed AI registry in Redis, so scaling AI nodes changes no gateway
+ * task definition (docs/architecture.md "AI discovery").
+ */
+export class AwsGatewayGroup extends pulumi.ComponentResource {
+  readonly services: aws.ecs.Service[];
+  readonly taskDefinitions: aws.ecs.TaskDefinition[];
+  readonly roles: AwsAppRoles;
+  readonly nodeNames: string[];
+
+  constructor(name: string, args: AwsNodeGroupArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("chatgrid:aws:GatewayGroup", name, {}, opts);
+    for (const node of args.nodes) {
+      if (node.env.AI_SERVICE_URLS || node.env.AI_DISCOVERY !== "true") {
+        throw new Error(`AwsGatewayGroup: ${node.name} must find AI nodes by the registry only (AI_DISCOVERY=true)`);
+      }
+    }
+    if ("OPENAI_API_KEY" in args.secrets) throw new Error("AwsGatewayGroup: gateways never get the model's API key");
+    const built = nodeServices("AwsGatewayGroup", "gateway", name, args, GATEWAY_HEALTH_CHECK, this);
+    this.services = built.services;
+    this.taskDefinitions = built.taskDefinitions;
+    this.roles = built.roles;
+    this.nodeNames = built.nodeNames;
+    this.registerOutputs({ nodeNames: this.nodeNames });
+  }
+}
