@@ -1,7 +1,7 @@
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { appLivenessCheck } from "../../images";
-import { type AwsNodeGroupArgs, nodeServices } from "./node-services";
+import { type AwsNodeGroupArgs, nodeServices, requireNodeGroupArgs } from "./node-services";
 import type { AwsAppRoles } from "./roles";
 
 /** ECS checks liveness: readiness would replace every AI node during a Redis failover. */
@@ -24,12 +24,13 @@ export class AwsAiNodeGroup extends pulumi.ComponentResource {
   readonly nodeNames: string[];
 
   constructor(name: string, args: AwsNodeGroupArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("chatgrid:aws:AiNodeGroup", name, {}, opts);
+    requireNodeGroupArgs("AwsAiNodeGroup", "ai", args);
     for (const node of args.nodes) {
       if (!node.env.PUBLIC_URL?.startsWith(`http://${node.host}:`)) {
         throw new Error(`AwsAiNodeGroup: ${node.name}'s PUBLIC_URL must be its Cloud Map name (${node.host})`);
       }
     }
+    super("chatgrid:aws:AiNodeGroup", name, {}, opts);
     const built = nodeServices("AwsAiNodeGroup", "ai", name, args, AI_HEALTH_CHECK, this);
     this.services = built.services;
     this.taskDefinitions = built.taskDefinitions;

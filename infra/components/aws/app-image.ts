@@ -71,7 +71,6 @@ export class AwsAppImage extends pulumi.ComponentResource {
   readonly platform: string;
 
   constructor(name: string, args: AwsAppImageArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("chatgrid:aws:AppImage", name, {}, opts);
     const dockerfile = join(args.repoRoot, "apps", args.app, "Dockerfile");
     if (!existsSync(dockerfile)) throw new Error(`AwsAppImage ${args.app}: ${dockerfile} does not exist`);
     requirePinned(`AwsAppImage ${args.app}: baseImages.node`, args.baseImages.node);
@@ -80,6 +79,8 @@ export class AwsAppImage extends pulumi.ComponentResource {
     if (!Number.isInteger(keep) || keep < 2) {
       throw new Error(`AwsAppImage ${args.app}: keepImages must be a whole number of at least 2, got ${keep}`);
     }
+    // Validation first: a refused argument registers nothing.
+    super("chatgrid:aws:AppImage", name, {}, opts);
     this.platform = args.platform;
 
     this.repository = new aws.ecr.Repository(
@@ -128,7 +129,8 @@ export class AwsAppImage extends pulumi.ComponentResource {
         push: true,
         registries: [
           {
-            address: this.repository.repositoryUrl,
+            // The registry's host (`<account>.dkr.ecr.<region>.amazonaws.com`), not the repository's path.
+            address: this.repository.repositoryUrl.apply((url) => url.split("/")[0]!),
             username: token.userName,
             password: pulumi.secret(token.password),
           },

@@ -1,7 +1,7 @@
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { appLivenessCheck } from "../../images";
-import { type AwsNodeGroupArgs, nodeServices } from "./node-services";
+import { type AwsNodeGroupArgs, nodeServices, requireNodeGroupArgs } from "./node-services";
 import type { AwsAppRoles } from "./roles";
 
 /** ECS checks liveness (docs/operations.md "Liveness and readiness"): readiness would replace every gateway in an AI outage. */
@@ -25,13 +25,14 @@ export class AwsGatewayGroup extends pulumi.ComponentResource {
   readonly nodeNames: string[];
 
   constructor(name: string, args: AwsNodeGroupArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("chatgrid:aws:GatewayGroup", name, {}, opts);
+    requireNodeGroupArgs("AwsGatewayGroup", "gateway", args);
     for (const node of args.nodes) {
       if (node.env.AI_SERVICE_URLS || node.env.AI_DISCOVERY !== "true") {
         throw new Error(`AwsGatewayGroup: ${node.name} must find AI nodes by the registry only (AI_DISCOVERY=true)`);
       }
     }
     if ("OPENAI_API_KEY" in args.secrets) throw new Error("AwsGatewayGroup: gateways never get the model's API key");
+    super("chatgrid:aws:GatewayGroup", name, {}, opts);
     const built = nodeServices("AwsGatewayGroup", "gateway", name, args, GATEWAY_HEALTH_CHECK, this);
     this.services = built.services;
     this.taskDefinitions = built.taskDefinitions;

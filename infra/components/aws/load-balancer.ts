@@ -32,13 +32,13 @@ export class AwsLoadBalancer extends pulumi.ComponentResource {
   readonly url: pulumi.Output<string>;
 
   constructor(name: string, args: AwsLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("chatgrid:aws:LoadBalancer", name, {}, opts);
     if (args.publicSubnetIds.length < 2) {
       throw new Error(`AwsLoadBalancer: needs public subnets in at least 2 zones, got ${args.publicSubnetIds.length}`);
     }
     if (args.certificateArn !== undefined && !args.certificateArn.startsWith("arn:")) {
       throw new Error(`AwsLoadBalancer: certificateArn must be an ACM ARN, got "${args.certificateArn}"`);
     }
+    super("chatgrid:aws:LoadBalancer", name, {}, opts);
     this.loadBalancer = new aws.lb.LoadBalancer(
       `${name}-alb`,
       {

@@ -30,18 +30,8 @@ export interface AwsNodeGroupArgs {
 /** Names of env settings that hold credentials (a word of the name, so DEMO_TOKENS_PER_SECOND is not one): they may only arrive as ECS secrets (docs/aws.md "Secrets"). */
 export const SECRET_NAME = /(^|_)(KEY|TOKEN|SECRET|PASSWORD|CREDENTIALS?)(_|$)|^REDIS_URL$/i;
 
-/**
- * One ECS service per node (desired count 1, its own Cloud Map name: node names are identities in the protocol,
- * the metrics and the AI registry), its task definition and log group, and the app kind's roles.
- */
-export function nodeServices(
-  component: string,
-  role: NodeRole,
-  name: string,
-  args: AwsNodeGroupArgs,
-  healthCheck: EcsHealthCheck,
-  parent: pulumi.Resource,
-): { services: aws.ecs.Service[]; taskDefinitions: aws.ecs.TaskDefinition[]; roles: AwsAppRoles; nodeNames: string[] } {
+/** The group's arguments, checked before anything is registered (exact messages: infra/components/aws/node-groups.test.ts). */
+export function requireNodeGroupArgs(component: string, role: NodeRole, args: AwsNodeGroupArgs): void {
   if (args.nodes.length === 0) throw new Error(`${component}: needs at least one ${role} node`);
   const wrong = args.nodes.find((node) => node.role !== role);
   if (wrong) throw new Error(`${component}: ${wrong.name} is a ${wrong.role} node, not a ${role} node`);
@@ -59,7 +49,20 @@ export function nodeServices(
     throw new Error(`${component}: ${leaked.join(", ")} must be secrets, not environment (docs/aws.md "Secrets")`);
   }
   if (!("REDIS_URL" in args.secrets)) throw new Error(`${component}: REDIS_URL must be among the secrets`);
+}
 
+/**
+ * One ECS service per node (desired count 1, its own Cloud Map name: node names are identities in the protocol,
+ * the metrics and the AI registry), its task definition and log group, and the app kind's roles.
+ */
+export function nodeServices(
+  component: string,
+  role: NodeRole,
+  name: string,
+  args: AwsNodeGroupArgs,
+  healthCheck: EcsHealthCheck,
+  parent: pulumi.Resource,
+): { services: aws.ecs.Service[]; taskDefinitions: aws.ecs.TaskDefinition[]; roles: AwsAppRoles; nodeNames: string[] } {
   const logs = args.nodes.map((node) => logGroup(`${name}-${node.name}`, args.logRetentionDays, args.tags, parent));
   const app = role === "gateway" ? "gateway" : "ai";
   const roles = new AwsAppRoles(

@@ -31,9 +31,9 @@ export class AwsAppRoles extends pulumi.ComponentResource {
   readonly taskRole?: aws.iam.Role;
 
   constructor(name: string, args: AwsAppRolesArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("chatgrid:aws:AppRoles", name, {}, opts);
     if (args.logGroupArns.length === 0) throw new Error(`AwsAppRoles ${args.app}: needs the log groups it writes`);
     if (args.app === "web" && args.kafka) throw new Error("AwsAppRoles web: the web tasks produce no events");
+    super("chatgrid:aws:AppRoles", name, {}, opts);
 
     this.executionRole = new aws.iam.Role(
       `${name}-execution`,

@@ -52,7 +52,6 @@ export class AwsWebEntry extends pulumi.ComponentResource {
   readonly roles: AwsAppRoles;
 
   constructor(name: string, args: AwsWebEntryArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("chatgrid:aws:WebEntry", name, {}, opts);
     requireRenderedConf("AwsWebEntry", args.nginxConf, [args.port]);
     for (const [needed, why] of [
       ["real_ip_header X-Forwarded-For;", "the client address behind the load balancer (realIp)"],
@@ -64,6 +63,7 @@ export class AwsWebEntry extends pulumi.ComponentResource {
     if (!Number.isInteger(args.tasks) || args.tasks < 1) {
       throw new Error(`AwsWebEntry: tasks must be at least 1, got ${args.tasks}`);
     }
+    super("chatgrid:aws:WebEntry", name, {}, opts);
     const log = logGroup(`${name}-web`, args.logRetentionDays, args.tags, this);
     this.roles = new AwsAppRoles(
       `${name}-roles`,
