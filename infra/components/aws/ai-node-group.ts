@@ -31,7 +31,7 @@ export class AwsAiNodeGroup extends pulumi.ComponentResource {
       }
     }
     super("chatgrid:aws:AiNodeGroup", name, {}, opts);
-    const built = nodeServices("AwsAiNodeGroup", "ai", name, args, AI_HEALTH_CHECK, this);
+    const built = nodeServices("ai", name, args, AI_HEALTH_CHECK, this);
     this.services = built.services;
     this.taskDefinitions = built.taskDefinitions;
     this.roles = built.roles;

@@ -33,7 +33,7 @@ export class AwsGatewayGroup extends pulumi.ComponentResource {
     }
     if ("OPENAI_API_KEY" in args.secrets) throw new Error("AwsGatewayGroup: gateways never get the model's API key");
     super("chatgrid:aws:GatewayGroup", name, {}, opts);
-    const built = nodeServices("AwsGatewayGroup", "gateway", name, args, GATEWAY_HEALTH_CHECK, this);
+    const built = nodeServices("gateway", name, args, GATEWAY_HEALTH_CHECK, this);
     this.services = built.services;
     this.taskDefinitions = built.taskDefinitions;
     this.roles = built.roles;

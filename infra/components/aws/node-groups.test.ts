@@ -19,7 +19,7 @@ const topology = deriveTopology(parseTopologyConfig({ gatewayNodes: 2, aiNodes: 
 const base = (nodes = topology.gateways): AwsNodeGroupArgs => ({
   nodes,
   clusterArn: "arn:aws:ecs:us-east-1:123456789012:cluster/c",
-  image: { ref: "repo@sha256:" + "a".repeat(64), repositoryArn: "arn:aws:ecr:us-east-1:123456789012:repository/r" },
+  image: { ref: `repo@sha256:${"a".repeat(64)}`, repositoryArn: "arn:aws:ecr:us-east-1:123456789012:repository/r" },
   architecture: "ARM64",
   size: { cpu: 512, memory: 1024 },
   region: "us-east-1",
@@ -127,7 +127,7 @@ describe("argument checks: exact messages, nothing registered", () => {
       port: 3000,
       tasks: 2,
       clusterArn: "arn:c",
-      image: { ref: "r@sha256:" + "b".repeat(64), repositoryArn: "arn:r" },
+      image: { ref: `r@sha256:${"b".repeat(64)}`, repositoryArn: "arn:r" },
       architecture: "ARM64" as const,
       size: { cpu: 256, memory: 512 },
       region: "us-east-1",

@@ -56,7 +56,6 @@ export function requireNodeGroupArgs(component: string, role: NodeRole, args: Aw
  * the metrics and the AI registry), its task definition and log group, and the app kind's roles.
  */
 export function nodeServices(
-  component: string,
   role: NodeRole,
   name: string,
   args: AwsNodeGroupArgs,
