@@ -391,6 +391,22 @@ describe("stack aws: IAM", () => {
   });
 });
 
+describe("stack aws: under a preview (unknown outputs)", () => {
+  it("the program builds every resource while ARNs, endpoints and digests are still unknown", async () => {
+    const engine = await mockEngine("aws", {
+      preview: true,
+      invokes: { [ECR_TOKEN]: () => ({ userName: "AWS", password: "mock-ecr-token" }) },
+    });
+    pulumi.runtime.setAllConfig({ "aws:region": "us-east-1" });
+    const { parseAwsStackConfig } = await import("./aws-config");
+    const { buildAwsStack } = await import("./aws");
+    buildAwsStack(parseAwsStackConfig({}, "us-east-1"));
+    await engine.settle();
+    expect(engine.resources.filter((r) => r.type === T.service)).toHaveLength(7);
+    expect(engine.resources.filter((r) => r.type === T.taskDefinition)).toHaveLength(7);
+  });
+});
+
 describe("stack aws: the load balancer", () => {
   it("public, idle timeout 3600, invalid headers dropped, Host kept, XFF appended; target group by IP with a 30 s drain", async () => {
     const graph = await buildGraph({});

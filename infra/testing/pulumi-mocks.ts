@@ -80,6 +80,11 @@ export type MockInvokes = Record<string, (inputs: Record<string, unknown>) => Re
 export interface MockEngineOptions {
   /** e.g. `{ "aws:ecr/getAuthorizationToken:getAuthorizationToken": () => ({ userName: "AWS", … }) }`. */
   invokes?: MockInvokes;
+  /**
+   * As `pulumi preview` runs the program: outputs the mock does not return are unknown, so `apply` callbacks do not
+   * run. For a smoke test that the program copes with unknowns; value assertions need `false` (the default).
+   */
+  preview?: boolean;
 }
 
 /** How a secret input reaches the engine: wrapped under this key (pulumi's rpc secret signature). */
@@ -150,7 +155,7 @@ export async function mockEngine(stack = "local", options: MockEngineOptions = {
     },
     "chatgrid",
     stack,
-    false,
+    options.preview ?? false,
   );
   const monitor = pulumi.runtime.getMonitor() as unknown as {
     resources: Map<string, { urn: string }>;
