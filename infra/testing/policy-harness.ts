@@ -209,6 +209,19 @@ export function stackValidationArgs(
   };
 }
 
+/**
+ * The resources with `outputs` set from the mocked engine's recorded state. `evaluate` reads that state itself, but
+ * from the engine that is current when it runs: call this right after `engine.settle()` when the evaluation comes
+ * after another `mockEngine()` (each starts an empty engine).
+ */
+export function withMockedOutputs(resources: readonly HarnessResource[]): HarnessResource[] {
+  const states = mockedStates();
+  return resources.map((r) => {
+    const state = states.get(urnOf(r));
+    return r.outputs !== undefined || state === undefined ? r : { ...r, outputs: state as Record<string, unknown> };
+  });
+}
+
 /** Violations as `policy resource: message` lines, for readable assertions. */
 export const describeViolations = (violations: readonly Violation[]): string[] =>
   violations.map((v) => `${v.policy} ${v.resource ?? "(stack)"}: ${v.message}`);
