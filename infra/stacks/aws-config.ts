@@ -1,6 +1,17 @@
 import { z } from "zod";
 import { parseTopologyConfig, type TopologyConfig } from "../topology";
-import { bool, configError, int, key, oneOf, parseSettings, rawStackSettings, SHARED_SETTINGS } from "./settings";
+import {
+  bool,
+  configError,
+  int,
+  key,
+  oneOf,
+  parseSettings,
+  rawStackSettings,
+  SHARED_SETTINGS,
+  sharedProblems,
+  sharedTopologyInput,
+} from "./settings";
 
 /** Fargate's CPU architectures; the images are built for the same one (docs/aws.md "Images"). */
 export const CPU_ARCHITECTURES = ["ARM64", "X86_64"] as const;
@@ -194,30 +205,12 @@ export function parseAwsStackConfig(
     if (c.certificateArn && c.publicOrigin && !c.publicOrigin.startsWith("https://")) {
       problems.push(`${key("publicOrigin")}: with a certificate the origin is https:// (got "${c.publicOrigin}")`);
     }
-    if (c.provider === "openai" && !c.openaiApiKey && !c.openaiBaseUrl) {
-      problems.push(
-        `${key("provider")}: openai needs ${key("openaiApiKey")} (set it with --secret) or ${key("openaiBaseUrl")}`,
-      );
-    }
+    problems.push(...sharedProblems(c));
     if (problems.length === 0) {
       const kafkaOn = (c.kafkaMode ?? "provisioned") === "provisioned";
       const topology = parseTopologyConfig({
-        gatewayNodes: c.gatewayNodes,
-        aiNodes: c.aiNodes,
-        provider: {
-          kind: c.provider,
-          demoTokensPerSecond: c.demoTokensPerSecond,
-          demoMaxTokens: c.demoMaxTokens,
-          openaiBaseUrl: c.openaiBaseUrl,
-          openaiModel: c.openaiModel,
-        },
+        ...sharedTopologyInput(c),
         kafka: { enabled: kafkaOn, topic: c.kafkaTopic, partitions: c.kafkaPartitions },
-        apiRatePerSecond: c.apiRatePerSecond,
-        apiBurst: c.apiBurst,
-        wsConnectionsPerAddress: c.wsConnectionsPerAddress,
-        maxClientConnections: c.maxClientConnections,
-        clientTimeoutSeconds: c.clientTimeoutSeconds,
-        nodeEnv: c.nodeEnv,
       });
       const engine = c.redisEngine ?? AWS_DEFAULTS.redisEngine;
       return {

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { SECRET_NAME } from "../components/aws/node-services";
 import { renderNginxConf } from "../nginx/render";
 import { fakeBuildDigest, MOCK_ACCOUNT } from "../testing/aws-mock-state";
-import { findUndefined, mockEngine, type RegisteredResource, resolved } from "../testing/pulumi-mocks";
+import { findUndefined, graphDiff, mockEngine, type RegisteredResource, resolved } from "../testing/pulumi-mocks";
 
 // The aws stack on Pulumi's mocked engine (nothing can be deployed to AWS from here): the program is imported
 // after the mocks are installed, and the mock fabricates what AWS would compute (ARNs, endpoints, digests).
@@ -251,17 +251,6 @@ describe("stack aws, defaults (3 gateways + 3 AI nodes, ARM64, MSK, no certifica
   });
 });
 
-/** What differs between two graphs, by resource: added, removed, changed inputs. */
-function diff(before: Graph, after: Graph) {
-  const byName = (g: Graph) => new Map(g.resources.map((r) => [`${r.type} ${r.name}`, JSON.stringify(r.inputs)]));
-  const [a, b] = [byName(before), byName(after)];
-  return {
-    added: [...b.keys()].filter((k) => !a.has(k)).sort(),
-    removed: [...a.keys()].filter((k) => !b.has(k)).sort(),
-    changed: [...b.keys()].filter((k) => a.has(k) && a.get(k) !== b.get(k)).sort(),
-  };
-}
-
 describe("stack aws: other configurations", () => {
   it("1 + 1, X86_64, a certificate: HTTPS on 443 with TLS 1.3/1.2, port 80 only redirects; amd64 images", async () => {
     const certificateArn = "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
@@ -322,7 +311,7 @@ describe("stack aws: other configurations", () => {
   it("scaling aiNodes 3 → 5 adds AI services and names, and changes no gateway task definition or service", async () => {
     const before = await buildGraph({});
     const after = await buildGraph({ aiNodes: "5" });
-    const changes = diff(before, after);
+    const changes = graphDiff(before.resources, after.resources);
     expect(changes.removed).toEqual([]);
     expect(changes.changed.filter((k) => /gateway/.test(k))).toEqual([]);
     expect(changes.added.filter((k) => k.startsWith(T.service))).toEqual([

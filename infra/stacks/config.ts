@@ -11,6 +11,8 @@ import {
   parseSettings,
   rawStackSettings,
   SHARED_SETTINGS,
+  sharedProblems,
+  sharedTopologyInput,
 } from "./settings";
 
 export { CONFIG_NAMESPACE };
@@ -129,11 +131,7 @@ export function parseStackConfig(raw: Record<string, string | undefined>): Stack
       const clash = published.slice(0, i).find(([, other]) => other === port);
       if (clash) problems.push(`${CONFIG_NAMESPACE}:${key}: port ${port} is already published for ${clash[0]}`);
     });
-    if (c.provider === "openai" && !c.openaiApiKey && !c.openaiBaseUrl) {
-      problems.push(
-        `${CONFIG_NAMESPACE}:provider: openai needs ${CONFIG_NAMESPACE}:openaiApiKey (set it with --secret) or ${CONFIG_NAMESPACE}:openaiBaseUrl`,
-      );
-    }
+    problems.push(...sharedProblems(c));
     const platform = c.platform ?? hostPlatform();
     if (!platform) {
       problems.push(
@@ -142,25 +140,11 @@ export function parseStackConfig(raw: Record<string, string | undefined>): Stack
     }
     if (problems.length === 0 && platform) {
       const topologyConfig = parseTopologyConfig({
-        gatewayNodes: c.gatewayNodes,
-        aiNodes: c.aiNodes,
+        ...sharedTopologyInput(c),
         httpPort: c.httpPort,
         webPort: c.webPort,
         metricsPort: c.metricsPort,
-        provider: {
-          kind: c.provider,
-          demoTokensPerSecond: c.demoTokensPerSecond,
-          demoMaxTokens: c.demoMaxTokens,
-          openaiBaseUrl: c.openaiBaseUrl,
-          openaiModel: c.openaiModel,
-        },
         kafka: { enabled: c.kafka, topic: c.kafkaTopic, partitions: c.kafkaPartitions },
-        apiRatePerSecond: c.apiRatePerSecond,
-        apiBurst: c.apiBurst,
-        wsConnectionsPerAddress: c.wsConnectionsPerAddress,
-        maxClientConnections: c.maxClientConnections,
-        clientTimeoutSeconds: c.clientTimeoutSeconds,
-        nodeEnv: c.nodeEnv,
       });
       return {
         topology: topologyConfig,

@@ -110,6 +110,40 @@ export const SHARED_SETTINGS = {
   nodeEnv: json(topology.nodeEnv.unwrap()).optional(),
 };
 
+/** The shared keys' values, parsed. */
+export type SharedValues = z.infer<z.ZodObject<typeof SHARED_SETTINGS>>;
+
+/** The topology's input from the shared keys (each target adds its ports and its Kafka switch). */
+export function sharedTopologyInput(c: SharedValues) {
+  return {
+    gatewayNodes: c.gatewayNodes,
+    aiNodes: c.aiNodes,
+    provider: {
+      kind: c.provider,
+      demoTokensPerSecond: c.demoTokensPerSecond,
+      demoMaxTokens: c.demoMaxTokens,
+      openaiBaseUrl: c.openaiBaseUrl,
+      openaiModel: c.openaiModel,
+    },
+    apiRatePerSecond: c.apiRatePerSecond,
+    apiBurst: c.apiBurst,
+    wsConnectionsPerAddress: c.wsConnectionsPerAddress,
+    maxClientConnections: c.maxClientConnections,
+    clientTimeoutSeconds: c.clientTimeoutSeconds,
+    nodeEnv: c.nodeEnv,
+  };
+}
+
+/** Cross-key problems of the shared keys, the same on every target. */
+export function sharedProblems(c: SharedValues): string[] {
+  if (c.provider === "openai" && !c.openaiApiKey && !c.openaiBaseUrl) {
+    return [
+      `${key("provider")}: openai needs ${key("openaiApiKey")} (set it with --secret) or ${key("openaiBaseUrl")}`,
+    ];
+  }
+  return [];
+}
+
 /** A value as the error messages show it: JSON (strings quoted, numbers bare), or its text when JSON has none. */
 const quote = (value: unknown) => JSON.stringify(value) ?? String(value);
 

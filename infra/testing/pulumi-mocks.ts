@@ -87,6 +87,24 @@ export interface MockEngineOptions {
   preview?: boolean;
 }
 
+/**
+ * What differs between two mocked graphs, by `<type> <name>`: resources added, removed, and whose inputs changed
+ * (what a `pulumi up` from the first configuration to the second would create, delete and update or replace).
+ */
+export function graphDiff(
+  before: readonly RegisteredResource[],
+  after: readonly RegisteredResource[],
+): { added: string[]; removed: string[]; changed: string[] } {
+  const byName = (g: readonly RegisteredResource[]) =>
+    new Map(g.map((r) => [`${r.type} ${r.name}`, JSON.stringify(r.inputs)]));
+  const [a, b] = [byName(before), byName(after)];
+  return {
+    added: [...b.keys()].filter((k) => !a.has(k)).sort(),
+    removed: [...a.keys()].filter((k) => !b.has(k)).sort(),
+    changed: [...b.keys()].filter((k) => a.has(k) && a.get(k) !== b.get(k)).sort(),
+  };
+}
+
 /** How a secret input reaches the engine: wrapped under this key (pulumi's rpc secret signature). */
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
