@@ -67,6 +67,12 @@ export function awsNginxOptions(albSubnets: string[], resolverAddress: string): 
   };
 }
 
+/** What the stack adds to every gateway's and AI node's environment on AWS, besides Kafka's settings. */
+export const AWS_NODE_ENV: Readonly<Record<string, string>> = {
+  // Within the tasks' stop timeout (FARGATE.stopTimeout), so a drain finishes before SIGKILL.
+  SHUTDOWN_GRACE_MS: String(FARGATE.shutdownGraceMs),
+};
+
 export interface AwsStack {
   topology: Topology;
   network: AwsNetwork;
@@ -189,7 +195,7 @@ export function buildAwsStack(config: AwsStackConfig, options: { repoRoot?: stri
     region: config.region,
     subnetIds: network.appSubnetIds,
     registryArn: (name: string) => discovery.serviceArn(name),
-    environment: { ...kafkaEnv, SHUTDOWN_GRACE_MS: String(FARGATE.shutdownGraceMs) },
+    environment: { ...kafkaEnv, ...AWS_NODE_ENV },
     kafka: kafka ? { clusterArn: kafka.clusterArn, topicArn: kafka.topicArn } : undefined,
     logRetentionDays: config.logRetentionDays,
     tags,
