@@ -28,8 +28,6 @@ export default defineConfig({
           name: "docker",
           include: ["test/docker/**/*.test.ts"],
           exclude: ["**/node_modules/**"],
-          // One engine: the stack's test and the ECS images' test build and start containers, one file at a time.
-          fileParallelism: false,
           // One `pulumi up` (cold: image builds), chaos and a scale on it, one destroy.
           testTimeout: 300_000,
           hookTimeout: 900_000,

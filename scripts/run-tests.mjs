@@ -21,6 +21,8 @@ for (const project of ["main", "docker"]) {
       "node_modules/vitest/vitest.mjs",
       "run",
       `--project=${project}`,
+      // One Docker engine: the stack's test and the ECS images' test run one file at a time.
+      ...(project === "docker" ? ["--no-file-parallelism"] : []),
       ...(args.length > 0 ? ["--passWithNoTests"] : []),
       "--reporter=default",
       "--reporter=json",

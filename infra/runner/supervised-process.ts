@@ -1,6 +1,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
+
+/** The last lines of a log, for an error message (the log may be gone with its temp dir by the time one reads it). */
+function logTail(file: string, lines = 15): string {
+  try {
+    const tail = readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines);
+    return tail.length > 0 ? `\n  last lines:\n    ${tail.join("\n    ")}` : "";
+  } catch {
+    return "";
+  }
+}
 
 export type ProcessRole = "redis" | "kafka" | "ai" | "gateway" | "nginx";
 export type ProcessState = "stopped" | "starting" | "running" | "backoff" | "failed";
@@ -120,7 +130,12 @@ export class SupervisedProcess extends EventEmitter<{
     const deadline = Date.now() + (this.spec.startTimeoutMs ?? 60_000);
     const gone = () => !child || child !== this.child || child.exitCode !== null || child.signalCode !== null;
     for (;;) {
-      if (gone()) throw new Error(`${this.name} exited while starting (see ${this.spec.logFile})`);
+      if (gone()) {
+        const how = child?.signalCode ? `signal ${child.signalCode}` : `code ${child?.exitCode ?? "?"}`;
+        throw new Error(
+          `${this.name} exited while starting (${how}; see ${this.spec.logFile})${logTail(this.spec.logFile)}`,
+        );
+      }
       // Re-check after the probe: the child may have died while it was in flight (and something else answered).
       if ((await this.spec.healthy().catch(() => false)) && !gone()) break;
       if (Date.now() > deadline)
