@@ -1,273 +1,179 @@
 /**
- * `npm run bench [-- --streams 500 --rate 20 --seconds 20 --idle 2000 --targets bare,chatgrid]`
+ * `npm run bench [-- flags]`: the comparison of docs/benchmarks.md. Bare relay, Socket.IO with its Redis adapter,
+ * and chatgrid, each behind the same rendered nginx with its own Redis, publisher and clients in their own
+ * processes; fixed loads with repeats, a knee search, memory per idle socket. Writes bench/results/<stamp>.json,
+ * .md and -figures/*.svg.
  *
- * Side by side on this machine, with the same publisher and the same clients:
- *  - bare:     Redis SUBSCRIBE → ws, no logic (bench/bare-relay.ts), clients connect to it directly;
- *  - chatgrid: one gateway behind the rendered nginx; the publisher appends chunks with the AI nodes' own script
- *              (StreamStore.append), so the path measured is Redis → gateway → nginx → client.
- * Reports delivered chunks/s, latency p50/p99 (publisher send → client receive), server CPU µs per chunk, and
- * memory per idle socket. Results are printed as a table and as JSON (for docs/benchmarks.md).
+ *   npm run bench                              the full run (~10 min on 2 cores)
+ *   npm run bench -- --smoke                   every system at a tiny load, checked end to end (~20 s)
+ *   npm run bench -- --systems bare,chatgrid --loads 500 --repeats 1 --seconds 5 --no-knee --idle 0
+ *   npm run bench -- --docs [results.json]     write a run's tables and figures into docs/benchmarks.md
+ *   npm run bench -- --profile [--loads 500]   chatgrid's gateway under --cpu-prof, summarised
  */
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { ConversationStore, connectRedis, createRedis, SessionStore, StreamStore } from "@chatgrid/broker";
-import { Redis } from "ioredis";
-import type { WebSocket } from "ws";
-import { ClusterRunner, freePort, httpUp, REPO_ROOT } from "../infra/runner";
-import { newRecorder, nowMs, openClient, publishLoad } from "./load";
-import { cpuMs, percentile, rssKiB, treeCpuMs } from "./proc-stats";
+import { REPO_ROOT } from "../infra/runner";
+import { type BenchOptions, type BenchResults, runBench, smokeProblems } from "./harness";
+import { profileMarkdown, summarizeProfile } from "./profile";
+import { isSystem, SYSTEMS, type SystemName } from "./protocol";
+import { latestResults, RESULTS_DIR, renderMarkdown, stamp, updateDocs, writeRun } from "./report";
+import { SMOKE_OPTIONS } from "./smoke";
 
-interface Options {
-  streams: number;
-  rate: number;
-  seconds: number;
-  idle: number;
-}
+const USAGE = `npm run bench -- [--smoke] [--systems bare,socketio,chatgrid] [--loads 500,1000,1500] [--rate 20]
+                 [--repeats 3] [--seconds 10] [--warmup 3] [--idle 5000] [--no-knee] [--knee-seconds 6]
+                 [--knee-probes 4] [--knee-max 4000] [--clients 2] [--out DIR] [--write-docs]
+       npm run bench -- --docs [results.json]
+       npm run bench -- --profile [--loads 500] [--seconds 10]`;
 
-interface Result {
-  target: string;
-  published: number;
-  deliveredPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  serverCpuUsPerChunk: number;
-  nginxCpuUsPerChunk?: number;
-  idleSocketKiB: number;
-}
+const positive = (name: string, value: string | undefined, fallback: number, allowZero = false): number => {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0))
+    throw new Error(`--${name}: expected a number, got "${value}"\n${USAGE}`);
+  return n;
+};
 
-const WARMUP_SECONDS = 3;
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Runs the load against connected clients and measures one server process (plus nginx when given). */
-async function measure(
-  target: string,
-  options: Options,
-  publish: (stream: number) => void,
-  recorder: ReturnType<typeof newRecorder>,
-  serverPid: number,
-  nginxPid?: number,
-): Promise<Omit<Result, "idleSocketKiB">> {
-  await publishLoad(options.streams, options.rate, WARMUP_SECONDS, publish);
-  recorder.recording = true;
-  const cpu0 = cpuMs(serverPid);
-  const nginx0 = nginxPid ? treeCpuMs(nginxPid) : 0;
-  const started = nowMs();
-  const published = await publishLoad(options.streams, options.rate, options.seconds, publish);
-  await pause(200); // let the last chunks arrive
-  recorder.recording = false;
-  const elapsed = (nowMs() - started) / 1000;
-  const serverCpu = cpuMs(serverPid) - cpu0;
-  const nginxCpu = nginxPid ? treeCpuMs(nginxPid) - nginx0 : undefined;
-  const sorted = Float64Array.from(recorder.samples).sort();
-  const delivered = recorder.delivered;
-  return {
-    target,
-    published,
-    deliveredPerSecond: Math.round(delivered / elapsed),
-    p50Ms: round(percentile(sorted, 50)),
-    p99Ms: round(percentile(sorted, 99)),
-    serverCpuUsPerChunk: round((serverCpu * 1000) / Math.max(1, delivered)),
-    ...(nginxCpu !== undefined ? { nginxCpuUsPerChunk: round((nginxCpu * 1000) / Math.max(1, delivered)) } : {}),
-  };
-}
-
-const round = (n: number) => Math.round(n * 100) / 100;
-
-/** Opens `count` more idle sockets and returns the server's RSS growth per socket, in KiB. */
-async function idleSocketCost(
-  count: number,
-  open: () => Promise<WebSocket>,
-  pid: number,
-): Promise<{ kib: number; sockets: WebSocket[] }> {
-  await pause(1000);
-  const before = rssKiB(pid);
-  const sockets: WebSocket[] = [];
-  for (let i = 0; i < count; i += 100)
-    sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, count - i) }, open))));
-  await pause(2000);
-  return { kib: round((rssKiB(pid) - before) / count), sockets };
-}
-
-async function benchBare(options: Options): Promise<Result> {
-  const redisPort = await freePort();
-  const redisDir = mkdtempSync(join(tmpdir(), "chatgrid-bench-redis-"));
-  const redisServer = spawn(
-    "redis-server",
-    ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--dir", redisDir],
-    { stdio: "ignore" },
-  );
-  const relayPort = await freePort();
-  const relay = spawn(
-    process.execPath,
-    ["--import", "tsx", join(REPO_ROOT, "bench", "bare-relay.ts"), String(relayPort), `redis://127.0.0.1:${redisPort}`],
-    {
-      cwd: REPO_ROOT,
-      stdio: "ignore",
-    },
-  );
-  try {
-    while (!(await httpUp(`http://127.0.0.1:${relayPort}/`))) await pause(50);
-    const publisher = new Redis(`redis://127.0.0.1:${redisPort}`);
-    const recorder = newRecorder();
-    const clients = await Promise.all(
-      Array.from({ length: options.streams }, (_, i) =>
-        openClient(`ws://127.0.0.1:${relayPort}/?channel=s${i}`, undefined, recorder),
-      ),
-    );
-    const seqs = new Array<number>(options.streams).fill(0);
-    const result = await measure(
-      "bare relay (Redis → ws)",
-      options,
-      (i) => {
-        const seq = ++seqs[i]!;
-        void publisher.publish(`s${i}`, `{"type":"chunk","streamId":"st_${i}","seq":${seq},"delta":"${nowMs()}"}`);
-      },
-      recorder,
-      relay.pid!,
-    );
-    for (const c of clients) c.terminate();
-    const idle = await idleSocketCost(
-      options.idle,
-      async () => openClient(`ws://127.0.0.1:${relayPort}/?channel=idle${Math.random()}`, undefined, newRecorder()),
-      relay.pid!,
-    );
-    for (const s of idle.sockets) s.terminate();
-    publisher.disconnect();
-    return { ...result, idleSocketKiB: idle.kib };
-  } finally {
-    relay.kill("SIGKILL");
-    redisServer.kill("SIGKILL");
-    rmSync(redisDir, { recursive: true, force: true });
-  }
-}
-
-async function benchChatgrid(options: Options): Promise<Result> {
-  const stateDir = mkdtempSync(join(tmpdir(), "chatgrid-bench-"));
-  const runner = await ClusterRunner.start({
-    stateDir,
-    publicPortsMayBeFree: true,
-    restart: false,
-    topology: {
-      gatewayNodes: 1,
-      aiNodes: 1,
-      // Every client comes from 127.0.0.1, and each idle socket makes a session with a hello without a token: the
-      // per-address limits (nginx's sockets, the gateway's new sessions) are set out of the way.
-      wsConnectionsPerAddress: options.streams + options.idle + 100,
-      nodeEnv: {
-        LOG_LEVEL: "warn",
-        SESSION_RATE_LIMIT: "1000000",
-        SESSION_CREATE_RATE_LIMIT: "1000000",
-        SESSION_CREATE_RATE_BURST: "1000000",
-        WS_FRAMES_PER_SECOND: "1000",
-      },
-    },
-  });
-  try {
-    const redis = createRedis(runner.redisUrl, "bench", runner.redisOptions);
-    await connectRedis(redis);
-    // The publisher plays the AI node: a lease long enough that no gateway takes the streams over.
-    const store = new StreamStore(redis, { leaseMs: 3_600_000, dispatchDeadlineMs: 3_600_000 });
-    const sessions = new SessionStore(redis, 3_600_000);
-    const conversations = new ConversationStore(redis, store);
-    const streams: { sessionId: string; token: string; streamId: string; seq: number }[] = [];
-    for (let i = 0; i < options.streams; i++) {
-      const { sessionId, token } = await sessions.create();
-      const turn = await conversations.beginTurn(sessionId, `bench ${i}`);
-      await store.claim(turn.streamId, 1, "bench");
-      streams.push({ sessionId, token, streamId: turn.streamId, seq: -1 });
-    }
-    const recorder = newRecorder();
-    const wsUrl = `${runner.urls.chat.replace("http", "ws")}/ws/chat`;
-    const clients: WebSocket[] = [];
-    for (let i = 0; i < streams.length; i += 100) {
-      const batch = streams.slice(i, i + 100);
-      clients.push(
-        ...(await Promise.all(batch.map((s) => openClient(wsUrl, { type: "hello", token: s.token }, recorder)))),
-      );
-    }
-    for (const s of streams) {
-      await store.append(s.streamId, 1, s.sessionId, 0, {
-        kind: "start",
-        conversationId: "c",
-        messageId: "m",
-        aiNode: "bench",
-      });
-      s.seq = 0;
-    }
-    const gatewayPid = runner.node("gateway-1").pid!;
-    const result = await measure(
-      "chatgrid (1 gateway via nginx)",
-      options,
-      (i) => {
-        const s = streams[i]!;
-        s.seq++;
-        void store.append(s.streamId, 1, s.sessionId, s.seq, { kind: "chunk", delta: `${nowMs()}` });
-      },
-      recorder,
-      gatewayPid,
-      runner.node("nginx").pid,
-    );
-    for (const c of clients) c.terminate();
-    const idle = await idleSocketCost(
-      options.idle,
-      () => openClient(wsUrl, { type: "hello" }, newRecorder()),
-      gatewayPid,
-    );
-    for (const s of idle.sockets) s.terminate();
-    redis.disconnect();
-    return { ...result, idleSocketKiB: idle.kib };
-  } finally {
-    await runner.stop();
-    rmSync(stateDir, { recursive: true, force: true });
-  }
-}
+const list = (value: string | undefined): string[] | undefined =>
+  value
+    ?.split(",")
+    .map((v) => v.trim())
+    .filter(Boolean);
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
     options: {
-      streams: { type: "string", default: "500" },
-      rate: { type: "string", default: "20" },
-      seconds: { type: "string", default: "20" },
-      idle: { type: "string", default: "2000" },
-      targets: { type: "string", default: "bare,chatgrid" },
+      smoke: { type: "boolean" },
+      docs: { type: "boolean" },
+      "write-docs": { type: "boolean" },
+      profile: { type: "boolean" },
+      systems: { type: "string" },
+      loads: { type: "string" },
+      rate: { type: "string" },
+      repeats: { type: "string" },
+      seconds: { type: "string" },
+      warmup: { type: "string" },
+      idle: { type: "string" },
+      "no-knee": { type: "boolean" },
+      "knee-seconds": { type: "string" },
+      "knee-probes": { type: "string" },
+      "knee-max": { type: "string" },
+      clients: { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean" },
     },
   });
-  const options: Options = {
-    streams: Number(values.streams),
-    rate: Number(values.rate),
-    seconds: Number(values.seconds),
-    idle: Number(values.idle),
-  };
-  console.log(
-    `bench: ${options.streams} streams × ${options.rate} chunks/s for ${options.seconds} s (after ${WARMUP_SECONDS} s warm-up), ${options.idle} idle sockets`,
-  );
-  const results: Result[] = [];
-  for (const target of (values.targets ?? "").split(",")) {
-    if (target === "bare") results.push(await benchBare(options));
-    else if (target === "chatgrid") results.push(await benchChatgrid(options));
-    else throw new Error(`unknown target ${target} (bare, chatgrid)`);
-    console.log(`  done: ${results.at(-1)?.target}`);
+  if (values.help) {
+    console.log(USAGE);
+    return;
   }
-  console.table(results);
-  const [bare, chatgrid] = [
-    results.find((r) => r.target.startsWith("bare")),
-    results.find((r) => r.target.startsWith("chatgrid")),
-  ];
-  if (bare && chatgrid) {
-    console.log(
-      `chatgrid vs bare: throughput ×${round(chatgrid.deliveredPerSecond / bare.deliveredPerSecond)}, ` +
-        `gateway CPU per chunk ×${round(chatgrid.serverCpuUsPerChunk / bare.serverCpuUsPerChunk)}, ` +
-        `p99 ${chatgrid.p99Ms} ms, idle socket ${chatgrid.idleSocketKiB} KiB`,
+  if (values.docs) {
+    const file = positionals[0] ?? latestResults();
+    const results = JSON.parse(readFileSync(file, "utf8")) as BenchResults;
+    for (const written of updateDocs(results)) console.log(`wrote ${relative(REPO_ROOT, written)}`);
+    return;
+  }
+  const out = values.out ?? RESULTS_DIR;
+  const log = (line: string) => console.log(line);
+  const systems = list(values.systems) ?? [...SYSTEMS];
+  const unknown = systems.filter((s) => !isSystem(s));
+  if (unknown.length > 0) throw new Error(`unknown system ${unknown.join(", ")} (${SYSTEMS.join(", ")})`);
+  const loads = list(values.loads)?.map((l) => positive("loads", l, 0));
+  const defaults: Omit<BenchOptions, "log"> = values.smoke
+    ? SMOKE_OPTIONS
+    : {
+        systems: [...SYSTEMS],
+        loads: [500, 1000, 1500],
+        rate: 20,
+        repeats: 3,
+        warmupSeconds: 3,
+        seconds: 10,
+        idleSockets: 5000,
+        knee: true,
+        kneeSeconds: 6,
+        kneeProbes: 4,
+        kneeMaxStreams: 4000,
+        clientProcesses: 2,
+        mode: "full",
+      };
+  const custom =
+    values.systems !== undefined ||
+    values.loads !== undefined ||
+    ["rate", "repeats", "seconds", "warmup", "idle", "no-knee", "clients"].some(
+      (k) => values[k as keyof typeof values] !== undefined,
     );
+  const options: BenchOptions = {
+    ...defaults,
+    systems: systems as SystemName[],
+    loads: loads ?? defaults.loads,
+    rate: positive("rate", values.rate, defaults.rate),
+    repeats: positive("repeats", values.repeats, defaults.repeats),
+    seconds: positive("seconds", values.seconds, defaults.seconds),
+    warmupSeconds: positive("warmup", values.warmup, defaults.warmupSeconds),
+    idleSockets: positive("idle", values.idle, defaults.idleSockets, true),
+    knee: defaults.knee && !values["no-knee"],
+    kneeSeconds: positive("knee-seconds", values["knee-seconds"], defaults.kneeSeconds),
+    kneeProbes: positive("knee-probes", values["knee-probes"], defaults.kneeProbes, true),
+    kneeMaxStreams: positive("knee-max", values["knee-max"], defaults.kneeMaxStreams),
+    clientProcesses: Math.min(2, positive("clients", values.clients, defaults.clientProcesses)),
+    mode: values.smoke ? "smoke" : custom ? "custom" : defaults.mode,
+    log,
+  };
+
+  if (values.profile) {
+    const dir = join(out, `profile-${stamp(new Date().toISOString())}`);
+    mkdirSync(dir, { recursive: true });
+    const results = await runBench({
+      ...options,
+      systems: ["chatgrid"],
+      loads: [loads?.[0] ?? 500],
+      repeats: 1,
+      knee: false,
+      idleSockets: 0,
+      mode: "profile",
+      relayNodeArgs: ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+    });
+    const profiles = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")) : [];
+    if (profiles.length === 0) throw new Error(`the gateway wrote no profile into ${dir}`);
+    const point = results.points[0]!;
+    const summary = summarizeProfile(join(dir, profiles[0]!), point.window);
+    const markdown = `chatgrid gateway under --cpu-prof at ${point.streams} streams × ${point.rate}/s (${point.deliveredPerSecond} chunks/s delivered, p99 ${point.latencyMs.p99} ms, ${point.cpuUsPerChunk.relay} µs per chunk with the profiler on):\n\n${profileMarkdown(summary)}`;
+    writeFileSync(join(dir, "summary.md"), markdown);
+    writeFileSync(join(dir, "summary.json"), `${JSON.stringify({ point, summary }, null, 1)}\n`);
+    console.log(markdown);
+    console.log(`profile and summary in ${relative(REPO_ROOT, dir)}`);
+    return;
   }
-  console.log(JSON.stringify({ options, results }));
-  process.exit(0);
+
+  const plan = options.repeats * options.loads.length * options.systems.length;
+  log(
+    `bench (${options.mode}): ${options.systems.join(", ")}; loads ${options.loads.join(", ")} streams × ${options.rate}/s; ` +
+      `${options.repeats} repeats of ${options.warmupSeconds} + ${options.seconds} s (${plan} points); ` +
+      `knee ${options.knee ? `up to ${options.kneeProbes} probes of ${options.kneeSeconds} s` : "off"}; ` +
+      `${options.idleSockets} idle sockets; ${options.clientProcesses} client processes`,
+  );
+  const results = await runBench(options);
+  const written = writeRun(results, out);
+  console.log(`\n${renderMarkdown(results, relative(out, `${written.json.replace(/\.json$/, "")}-figures`))}`);
+  console.log(
+    `results: ${relative(REPO_ROOT, written.json)}, ${relative(REPO_ROOT, written.markdown)} (${results.durationSeconds} s)`,
+  );
+  if (values["write-docs"]) for (const file of updateDocs(results)) console.log(`wrote ${relative(REPO_ROOT, file)}`);
+  if (options.mode === "smoke") {
+    const problems = smokeProblems(results);
+    if (problems.length > 0) {
+      console.error(`smoke FAILED:\n  ${problems.join("\n  ")}`);
+      process.exitCode = 1;
+    } else {
+      console.log("smoke passed: every chunk of every system delivered once, JSON, tables and figures written");
+    }
+  }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+main()
+  .then(() => process.exit(process.exitCode ?? 0))
+  .catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  });

@@ -1,0 +1,358 @@
+/**
+ * Renders BenchResults as docs-ready Markdown tables and SVG figures, and writes them into docs/benchmarks.md
+ * (between the markers) and docs/benchmarks/*.svg (docs/benchmarks.md, "How to run").
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { REPO_ROOT } from "../infra/runner";
+import { type Aggregate, type BenchResults, MAIN_COMMAND, P99_LIMIT_MS, type PointResult } from "./harness";
+import { SYSTEM_LABELS, type SystemName } from "./protocol";
+import type { Summary } from "./stats";
+import { type BarGroup, type LineSeries, lineChart, stackedBarChart } from "./svg";
+
+export const MARKER_START = "<!-- bench:results:start -->";
+export const MARKER_END = "<!-- bench:results:end -->";
+export const RESULTS_DIR = join(REPO_ROOT, "bench", "results");
+export const DOCS_FILE = join(REPO_ROOT, "docs", "benchmarks.md");
+export const DOCS_FIGURES = join(REPO_ROOT, "docs", "benchmarks");
+
+export const FIGURES = ["p99-vs-load.svg", "cpu-per-chunk.svg", "memory-per-socket.svg"] as const;
+
+const COLORS: Record<SystemName, string> = { bare: "#777777", socketio: "#1f77b4", chatgrid: "#d62728" };
+const SHORT: Record<SystemName, string> = { bare: "bare", socketio: "socket.io", chatgrid: "chatgrid" };
+const PROCESS_COLORS = { relay: "#4e79a7", nginx: "#59a14f", redis: "#e15759", publisher: "#bab0ac" } as const;
+
+/** A number for a table: 3 significant digits at most, thousands grouped. */
+export function num(value: number): string {
+  if (!Number.isFinite(value)) return "—";
+  if (Math.abs(value) >= 1000) return Math.round(value).toLocaleString("en-US");
+  return String(Number(value.toPrecision(3)));
+}
+
+/** `median [min–max]`, or just the median when the repeats agree (or there was one). */
+export function range(summary: Summary | undefined): string {
+  if (!summary || !Number.isFinite(summary.median)) return "—";
+  const [m, lo, hi] = [num(summary.median), num(summary.min), num(summary.max)];
+  return lo === hi ? m : `${m} [${lo}–${hi}]`;
+}
+
+const ordered = (results: BenchResults): SystemName[] => results.options.systems;
+
+function aggregateOf(results: BenchResults, system: SystemName, streams: number): Aggregate | undefined {
+  return results.aggregates.find((a) => a.system === system && a.streams === streams);
+}
+
+function environmentLine(results: BenchResults): string {
+  const e = results.environment;
+  const minutes = Math.round(results.durationSeconds / 6) / 10;
+  return (
+    `Measured ${e.date.slice(0, 10)} on ${e.cpuModel}, ${e.cores} cores, ${e.memoryGiB} GiB, Linux ${e.kernel}; ` +
+    `Node ${e.node}, Redis ${e.redis}, nginx ${e.nginx}, ${e.socketIo}; commit ${e.commit}${e.dirty ? " with local changes" : ""}. ` +
+    `Run: ${results.mode}, ${minutes} min, load average at its start ${e.loadAverageAtStart.join(" / ")}.`
+  );
+}
+
+function loadsTable(results: BenchResults): string[] {
+  const o = results.options;
+  const lines = [
+    `Fixed loads at ${o.rate} chunks/s per stream, one stream per socket, ${o.warmupSeconds} s warm-up then ${o.seconds} s measured; medians of ${o.repeats} repeat${o.repeats === 1 ? "" : "s"} [range]. CPU in µs per delivered chunk (publisher: per published chunk); Redis µs/call is Redis's own time (INFO commandstats) for the command each chunk costs; other work is the machine's CPU (% of one core) that none of the benchmark's processes used during the window.`,
+    "",
+    "| load | system | delivered/s | lost / dup | p50 ms | p99 ms | max ms | stall ms | relay µs | nginx µs | Redis µs (/proc) | Redis µs/call | publisher µs | other work % | passes |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const streams of o.loads) {
+    for (const system of ordered(results)) {
+      const a = aggregateOf(results, system, streams);
+      if (!a) continue;
+      const m = a.metrics;
+      lines.push(
+        `| ${num(streams)} × ${o.rate}/s | ${SYSTEM_LABELS[system]} | ${range(m.deliveredPerSecond)} | ${num(m.lost!.max)} / ${num(m.duplicated!.max)} | ${range(m.p50)} | ${range(m.p99)} | ${range(m.max)} | ${range(m.stall)} | ${range(m["cpu.relay"])} | ${range(m["cpu.nginx"])} | ${range(m["cpu.redis"])} | ${range(m.redisMainUsecPerCall)} (${MAIN_COMMAND[system]}) | ${range(m["cpu.publisher"])} | ${range(m.othersPercent)} | ${a.pass ? "yes" : "**no**"} |`,
+      );
+    }
+  }
+  return lines;
+}
+
+function kneeTable(results: BenchResults): string[] {
+  if (results.knees.length === 0) return [];
+  const lines = [
+    `Knee: the highest load with p99 < ${P99_LIMIT_MS} ms, nothing lost or duplicated and the publisher on schedule; from the fixed loads (all repeats), then a step-up or bisection with one ${results.options.kneeSeconds} s run per probe (at most ${results.options.kneeProbes}).`,
+    "",
+    "| system | knee | chunks/s | probes (streams: p99 ms, or why it failed) |",
+    "| --- | --- | --- | --- |",
+  ];
+  for (const k of results.knees) {
+    const probes = k.probes.map(
+      (p) => `${num(p.streams)}: ${p.pass ? `${num(p.p99Ms)} ms` : p.failReasons.join(", ")}`,
+    );
+    const bound = k.atLeast ? "≥ " : "";
+    const failed = k.failedAt !== undefined ? ` (fails at ${num(k.failedAt)})` : "";
+    lines.push(
+      `| ${SYSTEM_LABELS[k.system]} | ${bound}${num(k.streams)} streams${failed} | ${bound}${num(k.chunksPerSecond)} | ${probes.join("; ") || "—"} |`,
+    );
+  }
+  return lines;
+}
+
+function memoryTable(results: BenchResults): string[] {
+  if (results.memory.length === 0) return [];
+  const lines = [
+    `Memory per idle socket: RSS growth over ${num(results.options.idleSockets)} idle sockets (after 50 warm-up sockets per client process), each its own channel, room or session (chatgrid: a \`hello\` without a token, so a new session and a channel subscription).`,
+    "",
+    "| system | relay KiB/socket | nginx KiB/socket | Redis KiB/socket | sockets opened |",
+    "| --- | --- | --- | --- | --- |",
+  ];
+  for (const m of results.memory) {
+    lines.push(
+      `| ${SYSTEM_LABELS[m.system]} | ${num(m.kibPerSocket.relay)} | ${num(m.kibPerSocket.nginx)} | ${num(m.kibPerSocket.redis)} | ${num(m.opened)} |`,
+    );
+  }
+  return lines;
+}
+
+/** Redis's own accounting of one chatgrid point: every command the append script runs, per chunk. */
+function redisCommandsTable(results: BenchResults): string[] {
+  const streams = results.options.loads[0];
+  const points = results.points.filter((p) => p.system === "chatgrid" && p.kind === "fixed" && p.streams === streams);
+  const point = points[Math.floor(points.length / 2)];
+  if (!point) return [];
+  const rows = Object.entries(point.redis.commands)
+    .filter(([, c]) => c.calls > 0)
+    .sort((a, b) => b[1].usecPerChunk - a[1].usecPerChunk);
+  const lines = [
+    `Redis INFO commandstats for chatgrid at ${num(point.streams)} streams (repeat ${point.repeat}): evalsha is the append script, and its time includes the commands it runs (listed below it). AOF rewrites in the window: ${point.redis.aofRewrites}; Redis used ${num(point.redis.usedMemoryMiB)} MiB at its end.`,
+    "",
+    "| command | calls per chunk | µs per call | µs per chunk |",
+    "| --- | --- | --- | --- |",
+  ];
+  for (const [name, c] of rows) {
+    lines.push(
+      `| ${name} | ${num(c.calls / Math.max(1, point.delivered))} | ${num(c.usecPerCall)} | ${num(c.usecPerChunk)} |`,
+    );
+  }
+  return lines;
+}
+
+const ratio = (a: number | undefined, b: number | undefined) =>
+  a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : Number.NaN;
+
+/** chatgrid's figures against the targets of docs/benchmarks.md ("Targets"): the "before" column. */
+function targetsTable(results: BenchResults): string[] {
+  const has = (s: SystemName) => results.options.systems.includes(s);
+  if (!has("chatgrid")) return [];
+  const lowest = results.options.loads[0]!;
+  const cg = aggregateOf(results, "chatgrid", lowest);
+  const bare = aggregateOf(results, "bare", lowest);
+  const at1000 = aggregateOf(results, "chatgrid", 1000);
+  const kneeOf = (s: SystemName) => results.knees.find((k) => k.system === s);
+  const memory = results.memory.find((m) => m.system === "chatgrid");
+  const rows: [string, string][] = [];
+  const kneeCg = kneeOf("chatgrid");
+  const kneeSio = kneeOf("socketio");
+  if (kneeCg && kneeSio) {
+    rows.push([
+      "knee ≥ 1.5 × Socket.IO's",
+      `${num(ratio(kneeCg.chunksPerSecond, kneeSio.chunksPerSecond))} × (${kneeCg.atLeast ? "≥ " : ""}${num(kneeCg.chunksPerSecond)} against ${kneeSio.atLeast ? "≥ " : ""}${num(kneeSio.chunksPerSecond)} chunks/s)`,
+    ]);
+  }
+  if (at1000) rows.push(["p99 < 10 ms at 1,000 streams", `${range(at1000.metrics.p99)} ms`]);
+  if (cg) {
+    rows.push([
+      "Redis CPU ≤ 8 µs per chunk (Redis's own accounting)",
+      `${range(cg.metrics.redisInfoCpu)} µs (INFO cpu), append script ${range(cg.metrics.redisMainUsecPerChunk)} µs (commandstats), at ${num(lowest)} streams`,
+    ]);
+    if (bare && has("bare")) {
+      rows.push([
+        "gateway CPU per chunk ≤ 1.3 × the bare relay's",
+        `${num(ratio(cg.metrics["cpu.relay"]?.median, bare.metrics["cpu.relay"]?.median))} × (${num(cg.metrics["cpu.relay"]!.median)} against ${num(bare.metrics["cpu.relay"]!.median)} µs) at ${num(lowest)} streams`,
+      ]);
+    }
+    rows.push([`p99 ≤ 3 ms at ${num(lowest)} streams`, `${range(cg.metrics.p99)} ms`]);
+    rows.push([
+      `no stall above 20 ms (${results.options.seconds} s window)`,
+      `${range(cg.metrics.stall)} ms at ${num(lowest)} streams`,
+    ]);
+    rows.push([
+      "AI node CPU per token ≤ 1.5 × the gateway's per chunk",
+      `publisher ${num(ratio(cg.metrics["cpu.publisher"]?.median, cg.metrics["cpu.relay"]?.median))} × (${num(cg.metrics["cpu.publisher"]!.median)} µs per token; the publisher runs the AI node's append, not its provider)`,
+    ]);
+  }
+  if (memory) rows.push(["idle socket ≤ 12 KB of gateway memory", `${num(memory.kibPerSocket.relay)} KiB`]);
+  return ["| target | before (this run) |", "| --- | --- |", ...rows.map(([t, v]) => `| ${t} | ${v} |`)];
+}
+
+/** The generated section of docs/benchmarks.md (without the markers). `figures` is the SVGs' dir, relative. */
+export function renderMarkdown(results: BenchResults, figures: string): string {
+  const sections = [
+    environmentLine(results),
+    "",
+    `![p99 against load](${figures}/p99-vs-load.svg)`,
+    "",
+    ...loadsTable(results),
+    "",
+    `![CPU per chunk per process](${figures}/cpu-per-chunk.svg)`,
+    "",
+    ...kneeTable(results),
+    "",
+    ...memoryTable(results),
+    "",
+    `![Memory per idle socket](${figures}/memory-per-socket.svg)`,
+    "",
+    ...redisCommandsTable(results),
+    "",
+    ...targetsTable(results),
+  ];
+  return `${sections
+    .join("\n")
+    .replace(/\n{3,}/g, "\n\n")
+    .trim()}\n`;
+}
+
+function p99Figure(results: BenchResults): string {
+  const series: LineSeries[] = ordered(results).map((system) => {
+    const fixed = results.aggregates
+      .filter((a) => a.system === system)
+      .map((a) => ({
+        x: (a.streams * a.rate) / 1000,
+        y: a.metrics.p99!.median,
+        low: a.metrics.p99!.min,
+        high: a.metrics.p99!.max,
+        failed: !a.pass,
+      }));
+    const knee = results.points
+      .filter((p: PointResult) => p.system === system && p.kind === "knee")
+      .map((p) => ({ x: p.targetChunksPerSecond / 1000, y: p.latencyMs.p99, failed: !p.pass }));
+    return { name: SYSTEM_LABELS[system], color: COLORS[system], points: [...fixed, ...knee] };
+  });
+  return lineChart({
+    title: `p99 end to end against load (${results.options.rate} chunks/s per stream, through nginx)`,
+    xLabel: "load (thousand chunks/s); hollow: failed (loss, p99 or publisher behind)",
+    yLabel: "p99 (ms, log)",
+    series,
+    logY: true,
+    threshold: { y: P99_LIMIT_MS, label: `${P99_LIMIT_MS} ms (knee criterion)` },
+  });
+}
+
+function cpuFigure(results: BenchResults): string {
+  const groups: BarGroup[] = results.options.loads.map((streams) => ({
+    label: `${num(streams)} streams`,
+    bars: ordered(results).map((system) => {
+      const m = aggregateOf(results, system, streams)?.metrics ?? {};
+      return {
+        label: SHORT[system],
+        segments: (["relay", "nginx", "redis", "publisher"] as const).map((name) => ({
+          name,
+          value: m[`cpu.${name}`]?.median ?? Number.NaN,
+          color: PROCESS_COLORS[name],
+        })),
+      };
+    }),
+  }));
+  return stackedBarChart({
+    title: "CPU per delivered chunk, by process (median, /proc)",
+    yLabel: "µs per chunk",
+    groups,
+    legend: [
+      { name: "relay / gateway", color: PROCESS_COLORS.relay },
+      { name: "nginx", color: PROCESS_COLORS.nginx },
+      { name: "Redis", color: PROCESS_COLORS.redis },
+      { name: "publisher (AI node)", color: PROCESS_COLORS.publisher },
+    ],
+  });
+}
+
+function memoryFigure(results: BenchResults): string {
+  const groups: BarGroup[] = results.memory.map((m) => ({
+    label: SHORT[m.system],
+    bars: [
+      {
+        label: "",
+        segments: [
+          { name: "relay / gateway", value: m.kibPerSocket.relay, color: PROCESS_COLORS.relay },
+          { name: "nginx", value: m.kibPerSocket.nginx, color: PROCESS_COLORS.nginx },
+          { name: "Redis", value: m.kibPerSocket.redis, color: PROCESS_COLORS.redis },
+        ],
+      },
+    ],
+  }));
+  return stackedBarChart({
+    title: `Memory per idle socket (RSS growth over ${num(results.options.idleSockets)} sockets)`,
+    yLabel: "KiB per socket",
+    groups,
+    legend: [
+      { name: "relay / gateway", color: PROCESS_COLORS.relay },
+      { name: "nginx", color: PROCESS_COLORS.nginx },
+      { name: "Redis", color: PROCESS_COLORS.redis },
+    ],
+    height: 300,
+  });
+}
+
+export function renderFigures(results: BenchResults): Record<(typeof FIGURES)[number], string> {
+  return {
+    "p99-vs-load.svg": p99Figure(results),
+    "cpu-per-chunk.svg": cpuFigure(results),
+    "memory-per-socket.svg": memoryFigure(results),
+  };
+}
+
+/** A file-name stamp: 2026-12-01T14-53-40Z. */
+export const stamp = (iso: string): string => iso.replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
+
+export interface WrittenRun {
+  json: string;
+  markdown: string;
+  figures: string[];
+}
+
+/** Writes `<dir>/<stamp>.json`, `<stamp>.md` and `<stamp>-figures/*.svg`. */
+export function writeRun(results: BenchResults, dir = RESULTS_DIR): WrittenRun {
+  mkdirSync(dir, { recursive: true });
+  const base = join(dir, stamp(results.startedAt));
+  const json = `${base}.json`;
+  writeFileSync(json, `${JSON.stringify(results, null, 1)}\n`);
+  const figureDir = `${base}-figures`;
+  mkdirSync(figureDir, { recursive: true });
+  const figures = Object.entries(renderFigures(results)).map(([name, svg]) => {
+    const file = join(figureDir, name);
+    writeFileSync(file, svg);
+    return file;
+  });
+  const markdown = `${base}.md`;
+  writeFileSync(markdown, renderMarkdown(results, `${stamp(results.startedAt)}-figures`));
+  return { json, markdown, figures };
+}
+
+/** The newest results JSON in the results dir. */
+export function latestResults(dir = RESULTS_DIR): string {
+  const files = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith(".json"))
+        .sort()
+    : [];
+  if (files.length === 0) throw new Error(`no results in ${dir}: run npm run bench first`);
+  return join(dir, files.at(-1)!);
+}
+
+/** Replaces the generated section of a Markdown text (appends one when the markers are missing). */
+export function replaceSection(markdown: string, section: string): string {
+  const block = `${MARKER_START}\n${section}${MARKER_END}`;
+  const start = markdown.indexOf(MARKER_START);
+  const end = markdown.indexOf(MARKER_END);
+  if (start < 0 || end < start) return `${markdown.trimEnd()}\n\n${block}\n`;
+  return `${markdown.slice(0, start)}${block}${markdown.slice(end + MARKER_END.length)}`;
+}
+
+/** Writes a run's figures into docs/benchmarks/ and its tables into docs/benchmarks.md, between the markers. */
+export function updateDocs(results: BenchResults, docsFile = DOCS_FILE, figuresDir = DOCS_FIGURES): string[] {
+  mkdirSync(figuresDir, { recursive: true });
+  const written = Object.entries(renderFigures(results)).map(([name, svg]) => {
+    const file = join(figuresDir, name);
+    writeFileSync(file, svg);
+    return file;
+  });
+  const current = existsSync(docsFile) ? readFileSync(docsFile, "utf8") : "# Benchmarks\n";
+  writeFileSync(docsFile, replaceSection(current, renderMarkdown(results, "benchmarks")));
+  return [docsFile, ...written];
+}
