@@ -165,23 +165,22 @@ describe("events on a real Kafka broker", () => {
     // broker restart, which is not what this test is about.
     await log.close();
     log = await EventLog.open(cluster.kafkaBrokers);
-    const completedDuringOutage = (events: ChatgridEvent[]) =>
+    const ofOutage = (events: ChatgridEvent[], type: ChatgridEvent["type"]) =>
       new Set(
         events
-          .filter((e) => e.type === "stream.completed" && streams.includes(e.streamId))
+          .filter((e) => e.type === type && "streamId" in e && streams.includes(e.streamId))
           .map((e) => "streamId" in e && e.streamId),
       );
+    // Each node flushes its own buffer when it reconnects (gateways: chat.requested; AI nodes: stream.completed),
+    // each on its own backoff: wait for both kinds, not for one and then count the other.
     await log.until(
-      "every outage stream's completed event",
-      (events) => completedDuringOutage(events).size === streams.length,
+      "every outage stream's requested and completed events",
+      (events) =>
+        ofOutage(events, "stream.completed").size === streams.length &&
+        ofOutage(events, "chat.requested").size === streams.length,
       90_000,
     );
-    const requested = new Set(
-      log.events
-        .filter((e) => e.type === "chat.requested" && streams.includes(e.streamId))
-        .map((e) => "streamId" in e && e.streamId),
-    );
-    expect(requested.size).toBe(streams.length);
+    expect(ofOutage(log.events, "chat.requested").size).toBe(streams.length);
     console.log(
       `Kafka outage: ${streams.length} chats completed, ${streams.length * 4} of their events delivered after the broker returned`,
     );
