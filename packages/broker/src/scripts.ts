@@ -7,7 +7,8 @@
 const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
- * Append one event: next seq, add to the bounded, expiring history, keep the text and status, publish.
+ * Append one `start`, `reset` or `done` (chunks have their own script, appendChunkScript): next seq, add to the
+ * bounded history and set its expiry, keep the text and status, publish.
  * KEYS: meta, events, text, lease, watch, and for `done` the stream's two slot sets (session, address) if it has them
  * ARGV: 1 attempt (fencing token), 2 kind, 3 frame prefix, 4 frame suffix, 5 delta, 6 max history length,
  *       7 history TTL ms, 8 session channel, 9 finishReason, 10 retention TTL ms, 11 streamId, 12 the seq this
@@ -49,6 +50,37 @@ end
 redis.call('PUBLISH', ARGV[8], ARGV[11] .. '\\n' .. seq .. '\\n' .. frame)
 return seq
 `;
+
+/**
+ * Append one `chunk`: the hot path (one call per token), so it does only what a chunk needs (docs/redis.md
+ * "Appending"): the fence and seq checks, the seq, the history entry, the text, the publish. No expiry: the
+ * history's TTL is set by `start` and `reset` (APPEND_EVENT) and refreshed by `done`, and a stream lasts at most
+ * STREAM_MAX_DURATION_MS, far below HISTORY_TTL_MS. The history's length bound is part of the script's text
+ * (appendChunkScript), not an argument: it is the same for every call of a store.
+ * KEYS: meta, events, text   ARGV: 1 attempt, 2 seq, 3 frame prefix, 4 frame suffix, 5 delta, 6 session channel,
+ * 7 streamId. Returns what APPEND_EVENT returns.
+ */
+export function appendChunkScript(historyMaxLen: number): string {
+  if (!Number.isInteger(historyMaxLen) || historyMaxLen < 1) {
+    throw new Error(`appendChunkScript: historyMaxLen must be a positive whole number, got ${historyMaxLen}`);
+  }
+  return `
+local state = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'seq')
+if not state[1] then return -2 end
+if tonumber(state[2]) ~= tonumber(ARGV[1]) then return -1 end
+local current = tonumber(state[3] or '-1')
+local seq = tonumber(ARGV[2])
+if current >= seq then return seq end
+if state[1] == 'done' then return -3 end
+if current ~= seq - 1 then return -4 end
+redis.call('HSET', KEYS[1], 'seq', seq)
+local frame = ARGV[3] .. seq .. ARGV[4]
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ${historyMaxLen}, '0-' .. (seq + 1), 'f', frame)
+redis.call('APPEND', KEYS[3], ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[7] .. '\\n' .. seq .. '\\n' .. frame)
+return seq
+`;
+}
 
 /**
  * An AI node claims attempt N of a stream. Exactly one claim per attempt succeeds.

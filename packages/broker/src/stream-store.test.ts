@@ -373,6 +373,41 @@ describe("StreamStore done, snapshot, cancel", () => {
 });
 
 describe("StreamStore history bounds", () => {
+  it("chunks (their own script) leave the history's TTL alone: start sets it, done sets it again", async () => {
+    const store = makeStore({ historyTtlMs: 60_000 });
+    const { streamId, sessionId, turn } = await running(store);
+    const eventsKey = keys.streamEvents(streamId);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    // A TTL the test sets, so "untouched" is visible: a chunk that set it would put it back near 60 000.
+    await redis.pexpire(eventsKey, 30_000);
+    for (let seq = 1; seq <= 5; seq++) {
+      expect(await store.append(streamId, 1, sessionId, seq, { kind: "chunk", delta: `c${seq}` })).toEqual({
+        ok: true,
+        seq,
+      });
+    }
+    const afterChunks = await redis.pttl(eventsKey);
+    expect(afterChunks).toBeGreaterThan(29_000);
+    expect(afterChunks).toBeLessThanOrEqual(30_000);
+    // Retried chunk: idempotent; a stale attempt: fenced; a gap: out of step (the chunk script's own checks).
+    expect(await store.append(streamId, 1, sessionId, 5, { kind: "chunk", delta: "c5" })).toEqual({ ok: true, seq: 5 });
+    expect(await store.append(streamId, 0, sessionId, 6, { kind: "chunk", delta: "x" })).toEqual({
+      ok: false,
+      reason: "fenced",
+    });
+    expect(await store.append(streamId, 1, sessionId, 8, { kind: "chunk", delta: "x" })).toEqual({
+      ok: false,
+      reason: "out_of_step",
+    });
+    expect(await store.snapshot(streamId)).toEqual({ seq: 5, content: "c1c2c3c4c5" });
+    await store.append(streamId, 1, sessionId, 6, { kind: "done", finishReason: "stop" });
+    expect(await redis.pttl(eventsKey)).toBeGreaterThan(59_000);
+    expect(await store.append(streamId, 1, sessionId, 7, { kind: "chunk", delta: "late" })).toEqual({
+      ok: false,
+      reason: "done",
+    });
+  });
+
   it("the per-chunk history expires after historyTtlMs while the snapshot survives", async () => {
     const store = makeStore({ historyTtlMs: 200 });
     const { streamId, sessionId, turn } = await running(store);

@@ -3,11 +3,11 @@ import type { Redis } from "ioredis";
 import { frameParts } from "./frames";
 import { channels, entryId, keys, seqOfEntryId } from "./keys";
 import { LuaScript } from "./redis";
-import { APPEND_EVENT, CLAIM_STREAM, RENEW_LEASE, REQUEST_CANCEL, TAKE_OVER } from "./scripts";
+import { APPEND_EVENT, appendChunkScript, CLAIM_STREAM, RENEW_LEASE, REQUEST_CANCEL, TAKE_OVER } from "./scripts";
 import type { SlotKeys } from "./stream-slots";
 
 export interface StreamStoreOptions {
-  /** How long the per-chunk history of a stream is kept after its last event. */
+  /** How long the per-chunk history of a stream is kept after its `start` (or last `reset`), and after its `done`. */
   historyTtlMs: number;
   /** At most this many events per stream are kept (approximately; Redis trims in whole nodes). */
   historyMaxLen: number;
@@ -102,11 +102,15 @@ const cancelScript = new LuaScript(REQUEST_CANCEL);
 export class StreamStore {
   readonly options: StreamStoreOptions;
 
+  /** The chunk script, with this store's history bound in its text (one script per bound: the SHA differs). */
+  private readonly chunkScript: LuaScript;
+
   constructor(
     private readonly redis: Redis,
     options: Partial<StreamStoreOptions> = {},
   ) {
     this.options = { ...defaultStreamStoreOptions, ...options };
+    this.chunkScript = new LuaScript(appendChunkScript(this.options.historyMaxLen));
   }
 
   /** Commands that create a queued stream, for the caller's MULTI (the chat request writes messages too). */
@@ -192,7 +196,35 @@ export class StreamStore {
     slots?: SlotKeys,
   ): Promise<AppendOutcome> {
     const { prefix, suffix, delta, finishReason } = this.encode(streamId, event);
-    const result = await appendScript.run<number>(
+    const result =
+      event.kind === "chunk"
+        ? await this.chunkScript.run<number>(
+            this.redis,
+            [keys.streamMeta(streamId), keys.streamEvents(streamId), keys.streamText(streamId)],
+            [attempt, seq, prefix, suffix, delta, channels.session(sessionId), streamId],
+          )
+        : await this.appendEvent(streamId, attempt, sessionId, seq, event, slots, {
+            prefix,
+            suffix,
+            delta,
+            finishReason,
+          });
+    if (result >= 0) return { ok: true, seq: result };
+    const reason = result === -1 ? "fenced" : result === -2 ? "unknown" : result === -3 ? "done" : "out_of_step";
+    return { ok: false, reason };
+  }
+
+  /** Every event but a chunk: start, reset, done (rare: per stream, not per token). */
+  private appendEvent(
+    streamId: string,
+    attempt: number,
+    sessionId: string,
+    seq: number,
+    event: StreamEventInput,
+    slots: SlotKeys | undefined,
+    { prefix, suffix, delta, finishReason }: ReturnType<StreamStore["encode"]>,
+  ): Promise<number> {
+    return appendScript.run<number>(
       this.redis,
       [
         keys.streamMeta(streamId),
@@ -217,9 +249,6 @@ export class StreamStore {
         seq,
       ],
     );
-    if (result >= 0) return { ok: true, seq: result };
-    const reason = result === -1 ? "fenced" : result === -2 ? "unknown" : result === -3 ? "done" : "out_of_step";
-    return { ok: false, reason };
   }
 
   private encode(streamId: string, event: StreamEventInput) {
