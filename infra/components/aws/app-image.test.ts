@@ -1,11 +1,11 @@
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { images } from "../../images";
 import { fakeBuildDigest, MOCK_ACCOUNT } from "../../testing/aws-mock-state";
 import { findUndefined, mockEngine, resolved } from "../../testing/pulumi-mocks";
-import { type AwsAppImageArgs, contextTag } from "./app-image";
+import { type AwsAppImageArgs, contextRules, contextTag } from "./app-image";
 
 const REPO = join(import.meta.dirname, "..", "..", "..");
 const ECR_TOKEN = "aws:ecr/getAuthorizationToken:getAuthorizationToken";
@@ -24,7 +24,10 @@ describe("contextTag: the image tag is a digest of what the build reads", () => 
     ]) {
       mkdirSync(join(dir, path), { recursive: true });
     }
+    cpSync(join(REPO, ".dockerignore"), join(dir, ".dockerignore"));
     writeFileSync(join(dir, "package.json"), "{}");
+    // Outside the allow-list: not in the context, not in the tag.
+    writeFileSync(join(dir, "biome.json"), "{}");
     writeFileSync(join(dir, "packages/protocol/src/index.ts"), "export const a = 1;");
     writeFileSync(join(dir, "apps/gateway/src/main.ts"), "main();");
     const first = contextTag(dir, "gateway");
@@ -33,7 +36,12 @@ describe("contextTag: the image tag is a digest of what the build reads", () => 
     writeFileSync(join(dir, "apps/gateway/README.md"), "docs");
     writeFileSync(join(dir, "apps/gateway/node_modules/x/index.js"), "x");
     writeFileSync(join(dir, "apps/gateway/dist/main.js"), "built");
+    writeFileSync(join(dir, "biome.json"), '{"changed":true}');
     expect(contextTag(dir, "gateway")).toBe(first);
+    // The platform and the build arguments are part of the build's input, so of the tag.
+    expect(contextTag(dir, "gateway", { platform: "linux/arm64" })).not.toBe(
+      contextTag(dir, "gateway", { platform: "linux/amd64" }),
+    );
     writeFileSync(join(dir, "packages/protocol/src/index.ts"), "export const a = 2;");
     expect(contextTag(dir, "gateway")).not.toBe(first);
     // A copy of the same tree has the same tag (paths are relative to the root).
@@ -41,6 +49,45 @@ describe("contextTag: the image tag is a digest of what the build reads", () => 
     cpSync(dir, copy, { recursive: true });
     expect(contextTag(copy, "gateway")).toBe(contextTag(dir, "gateway"));
     rmSync(copy, { recursive: true, force: true });
+  });
+});
+
+describe("contextRules: the tag reads .dockerignore's allow-list, and only forms it understands", () => {
+  it("the repository's .dockerignore: what the Dockerfiles copy, without installed or built trees", () => {
+    const rules = contextRules(readFileSync(join(REPO, ".dockerignore"), "utf8"));
+    expect(rules.include).toEqual([
+      "package.json",
+      "package-lock.json",
+      "tsconfig.json",
+      "scripts/build-app.mjs",
+      "packages",
+      "apps",
+      "infra/package.json",
+    ]);
+    expect(rules.skipNames).toEqual(expect.arrayContaining(["node_modules", "dist"]));
+    expect(rules.skipSuffixes).toContain(".md");
+    // Every COPY source of the three Dockerfiles is inside the allow-list.
+    for (const app of ["gateway", "ai", "web"]) {
+      const dockerfile = readFileSync(join(REPO, "apps", app, "Dockerfile"), "utf8");
+      for (const [, sources] of dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
+        for (const source of sources!.split(" ")) {
+          const path = source.replace(/\/$/, "");
+          expect(
+            rules.include.some((allowed) => path === allowed || path.startsWith(`${allowed}/`)),
+            `${app}: COPY ${path}`,
+          ).toBe(true);
+        }
+      }
+    }
+  });
+
+  it("refuses a deny-list and forms it cannot hash exactly", () => {
+    expect(() => contextRules("node_modules\n")).toThrow(
+      'contextTag: .dockerignore must start with "*" (an allow-list)',
+    );
+    expect(() => contextRules("*\n!apps\napps/*/tmp\n")).toThrow(
+      'contextTag: .dockerignore line "apps/*/tmp" is not a form contextTag reads (!path, **/name, **/*.ext)',
+    );
   });
 });
 

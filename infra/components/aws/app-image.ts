@@ -20,39 +20,63 @@ export interface AwsAppImageArgs {
   tags: Record<string, string>;
 }
 
-/** What the Dockerfiles copy into the build (the rest of the repository never changes an image). */
-const CONTEXT_PATHS = [
-  "package.json",
-  "package-lock.json",
-  "tsconfig.json",
-  "scripts/build-app.mjs",
-  "packages",
-  "apps",
-];
-const SKIPPED = new Set(["node_modules", "dist", ".vite"]);
+/** The build context as .dockerignore allows it: the paths let in, and the names and suffixes left out below them. */
+export interface ContextRules {
+  include: string[];
+  skipNames: string[];
+  skipSuffixes: string[];
+}
 
 /**
- * A digest of the files an app's build reads (its Dockerfile's COPY sources, without node_modules, dist and
- * Markdown, as .dockerignore leaves out): the image tag. ECR tags are immutable (a tag always means one image), so a
- * new build needs a new tag and an unchanged tree keeps its tag and is not pushed again.
+ * Reads the repository's .dockerignore, an allow-list (`*`, then `!path` lines, then `**\/name` and `**\/*.ext`
+ * exclusions). Any other form is refused: the tag must hash exactly what the build context holds.
  */
-export function contextTag(repoRoot: string, app: AppName): string {
-  const hash = createHash("sha256");
+export function contextRules(dockerignore: string): ContextRules {
+  const lines = dockerignore
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith("#"));
+  if (lines[0] !== "*") throw new Error('contextTag: .dockerignore must start with "*" (an allow-list)');
+  const rules: ContextRules = { include: [], skipNames: [], skipSuffixes: [] };
+  for (const line of lines.slice(1)) {
+    if (/^![\w./-]+$/.test(line) && !line.includes("*")) rules.include.push(line.slice(1));
+    else if (/^\*\*\/[\w.-]+$/.test(line) && !line.slice(3).includes("*")) rules.skipNames.push(line.slice(3));
+    else if (/^\*\*\/\*\.[\w]+$/.test(line)) rules.skipSuffixes.push(line.slice(4));
+    else
+      throw new Error(
+        `contextTag: .dockerignore line "${line}" is not a form contextTag reads (!path, **/name, **/*.ext)`,
+      );
+  }
+  return rules;
+}
+
+/**
+ * The image tag: a digest of the build's whole input, the files the build context holds (by .dockerignore) and the
+ * platform and build arguments. ECR tags are immutable (a tag always means one image, and ECR refuses to move one
+ * even to the same digest), so any change to what the build sees must give a new tag, and an unchanged input the
+ * same tag (docker-build then has nothing to push).
+ */
+export function contextTag(repoRoot: string, app: AppName, buildInputs: Record<string, unknown> = {}): string {
+  const rules = contextRules(readFileSync(join(repoRoot, ".dockerignore"), "utf8"));
+  const hash = createHash("sha256").update(`${JSON.stringify(buildInputs)}\0`);
   const visit = (path: string) => {
     const full = join(repoRoot, path);
     if (!existsSync(full)) return;
     if (statSync(full).isDirectory()) {
       for (const entry of readdirSync(full).sort()) {
-        if (!SKIPPED.has(entry)) visit(join(path, entry));
+        if (!rules.skipNames.includes(entry)) visit(join(path, entry));
       }
-    } else if (!path.endsWith(".md")) {
+    } else if (
+      !rules.skipSuffixes.some((suffix) => path.endsWith(suffix)) &&
+      !rules.skipNames.includes(path.split("/").pop()!)
+    ) {
       hash
         .update(`${relative(repoRoot, full)}\0`)
         .update(readFileSync(full))
         .update("\0");
     }
   };
-  for (const path of CONTEXT_PATHS) visit(path);
+  for (const path of [...rules.include].sort()) visit(path);
   return `${app}-${hash.digest("hex").slice(0, 16)}`;
 }
 
@@ -125,7 +149,12 @@ export class AwsAppImage extends pulumi.ComponentResource {
         dockerfile: { location: dockerfile },
         platforms: [args.platform],
         buildArgs: baseImageBuildArgs(args.baseImages),
-        tags: [pulumi.interpolate`${this.repository.repositoryUrl}:${contextTag(args.repoRoot, args.app)}`],
+        tags: [
+          pulumi.interpolate`${this.repository.repositoryUrl}:${contextTag(args.repoRoot, args.app, {
+            platform: args.platform,
+            buildArgs: baseImageBuildArgs(args.baseImages),
+          })}`,
+        ],
         push: true,
         registries: [
           {
