@@ -251,6 +251,34 @@ describe("stack aws, defaults (3 gateways + 3 AI nodes, ARM64, MSK, no certifica
   });
 });
 
+describe("stack aws: what each service waits for (the engine's creation order)", () => {
+  it("every service after its roles' policies and the NAT routes; every task definition after the secrets' versions; the nodes after the topic", async () => {
+    const graph = await buildGraph({});
+    const urn = (type: string, name: string) => graph.one(type, name).urn;
+    const routes = graph.of("aws:ec2/route:Route").map((r) => r.urn);
+    expect(routes.length).toBeGreaterThan(0);
+    const policies = graph.of(T.rolePolicy);
+    const topic = graph.of("aws:msk/topic:Topic")[0]!.urn;
+    const versions = graph.of(T.secretVersion).map((v) => v.urn);
+    for (const service of graph.of(T.service)) {
+      for (const route of routes) expect(service.dependencies, service.name).toContain(route);
+      const app = service.name.includes("gateway") ? "gateways" : service.name.includes("-ai-") ? "ai" : "roles";
+      const own = policies.filter((p) =>
+        p.name.startsWith(app === "roles" ? "chatgrid-roles" : `chatgrid-${app}-roles`),
+      );
+      expect(own.length, service.name).toBeGreaterThan(0);
+      for (const policy of own) expect(service.dependencies, service.name).toContain(policy.urn);
+      if (app !== "roles") expect(service.dependencies, service.name).toContain(topic);
+    }
+    for (const name of ["gateway-1", "ai-1"]) {
+      const { task } = graph.container(name);
+      // Its secrets are the versions' ARNs: the task definition (and so the service) waits for the values.
+      for (const version of versions) expect(task.dependencies, name).toContain(version);
+    }
+    expect(urn(T.replicationGroup, "chatgrid")).toBeTruthy();
+  });
+});
+
 describe("stack aws: other configurations", () => {
   it("1 + 1, X86_64, a certificate: HTTPS on 443 with TLS 1.3/1.2, port 80 only redirects; amd64 images", async () => {
     const certificateArn = "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
@@ -293,6 +321,8 @@ describe("stack aws: other configurations", () => {
     expect(graph.of(T.mskCluster)[0]!.inputs.numberOfBrokerNodes).toBe(3);
     const conf = envOf(graph.container("web").def).CHATGRID_NGINX_CONF!;
     expect(conf.match(/resolve;/g)).toHaveLength(6);
+    // Only the web port (the load balancer's target): no entry or stub_status server behind an ALB.
+    expect(conf.match(/^\s*listen \S+;/gm)).toEqual(["    listen 3000;"]);
     expect(conf.match(/^\s*set_real_ip_from /gm)).toHaveLength(3);
   });
 

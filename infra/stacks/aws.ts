@@ -64,6 +64,8 @@ export function awsNginxOptions(albSubnets: string[], resolverAddress: string): 
     // Above the ALB's idle timeout, so the ALB never reuses a connection nginx is closing (a 502).
     keepaliveTimeout: ALB_IDLE_TIMEOUT_SECONDS + 5,
     workerShutdownTimeout: "10s",
+    // The load balancer reaches port 3000 only; the file travels in the task definition (64 KiB in all).
+    webPortOnly: true,
   };
 }
 
@@ -94,15 +96,21 @@ export interface AwsStack {
   };
 }
 
-/** A Secrets Manager secret holding `value` (ECS hands it to the tasks that list it; nothing else reads it). */
+/**
+ * A Secrets Manager secret holding `value` (ECS hands it to the tasks that list it; nothing else reads it). Its
+ * `arn` is the version's: whatever uses it waits until the value is stored.
+ */
 function storedSecret(name: string, value: pulumi.Input<string>, config: AwsStackConfig, tags: Record<string, string>) {
   const secret = new aws.secretsmanager.Secret(name, {
     description: `chatgrid ${pulumi.getStack()}: ${name}`,
     recoveryWindowInDays: config.secretRecoveryWindowDays,
     tags,
   });
-  new aws.secretsmanager.SecretVersion(name, { secretId: secret.id, secretString: pulumi.secret(value) });
-  return secret;
+  const version = new aws.secretsmanager.SecretVersion(name, {
+    secretId: secret.id,
+    secretString: pulumi.secret(value),
+  });
+  return { arn: version.secretArn };
 }
 
 /** The whole `aws` stack from its validated configuration (infra/stacks/aws-config.ts). */
@@ -199,6 +207,8 @@ export function buildAwsStack(config: AwsStackConfig, options: { repoRoot?: stri
     kafka: kafka ? { clusterArn: kafka.clusterArn, topicArn: kafka.topicArn } : undefined,
     logRetentionDays: config.logRetentionDays,
     tags,
+    // The tasks pull through the NAT routes and produce to the program's topic: both exist before any service.
+    dependsOn: [network, ...(kafka ? [kafka] : [])],
   };
   const nodeSecrets = { REDIS_URL: redis.urlSecretArn, CLUSTER_SECRET: clusterSecret.arn };
   const aiNodes = new AwsAiNodeGroup("chatgrid-ai", {
@@ -247,6 +257,7 @@ export function buildAwsStack(config: AwsStackConfig, options: { repoRoot?: stri
     securityGroupId: groups.web,
     targetGroupArn: loadBalancer.targetGroup.arn,
     listeners: loadBalancer.listeners,
+    dependsOn: [network],
     logRetentionDays: config.logRetentionDays,
     tags,
   });

@@ -284,6 +284,7 @@ describe("findUndefined", () => {
     custom: true,
     urn: "",
     secretOutputs: [],
+    dependencies: [],
   });
   const SECRET = "4dabf18193072939515e22adb298388d";
   const secretSig = "1b47061264138c4ac30d75fd1eb44270";

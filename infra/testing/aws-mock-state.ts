@@ -223,7 +223,10 @@ const MAKERS: Record<string, (c: Context) => Fabricated> = {
   "aws:secretsmanager/secretVersion:SecretVersion": (c) => {
     const versionId = uuid(`${c.type}:${c.name}`);
     const secretId = str(c.inputs.secretId) ?? "";
-    return { id: `${secretId}|${versionId}`, state: { arn: secretId, versionId, versionStages: ["AWSCURRENT"] } };
+    return {
+      id: `${secretId}|${versionId}`,
+      state: { arn: secretId, secretArn: secretId, versionId, versionStages: ["AWSCURRENT"] },
+    };
   },
 
   // --- MSK

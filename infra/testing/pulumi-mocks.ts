@@ -7,6 +7,7 @@ interface RegisterRequest {
   getType(): string;
   getName(): string;
   getAdditionalsecretoutputsList(): string[];
+  getDependenciesList(): string[];
 }
 
 /** One resource the program registered, as the engine would have received it. */
@@ -20,6 +21,11 @@ export interface RegisteredResource {
   urn: string;
   /** The resource's `additionalSecretOutputs`: the engine (and this mock) returns those outputs as secrets. */
   secretOutputs: string[];
+  /**
+   * The URNs the engine is told this resource depends on (its `dependsOn`, expanded to a component's children, and
+   * the resources its inputs came from): what the engine orders creation by.
+   */
+  dependencies: string[];
 }
 
 export interface MockedEngine {
@@ -143,6 +149,7 @@ export async function mockEngine(stack = "local", options: MockEngineOptions = {
   let count = 0;
   // What each registration asked to be secret (the mock's newResource does not see the request's options).
   const secretOutputs = new Map<string, string[]>();
+  const dependencies = new Map<string, string[]>();
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
@@ -158,6 +165,7 @@ export async function mockEngine(stack = "local", options: MockEngineOptions = {
           custom: args.custom ?? true,
           urn: "",
           secretOutputs: secret,
+          dependencies: dependencies.get(`${args.type}::${args.name}`) ?? [],
         };
         resources.push(record);
         const id = args.custom ? (awsMockId(args.type, args.name, args.inputs) ?? `${args.name}-id`) : undefined;
@@ -182,6 +190,7 @@ export async function mockEngine(stack = "local", options: MockEngineOptions = {
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, callback) => {
     secretOutputs.set(`${req.getType()}::${req.getName()}`, req.getAdditionalsecretoutputsList());
+    dependencies.set(`${req.getType()}::${req.getName()}`, req.getDependenciesList());
     register(req, callback);
   };
   return {

@@ -25,6 +25,11 @@ export interface AwsNodeGroupArgs {
   kafka?: { clusterArn: pulumi.Input<string>; topicArn: pulumi.Input<string> };
   logRetentionDays: number;
   tags: Record<string, string>;
+  /**
+   * What the tasks need before they start (the network's NAT routes to pull the image, the Kafka topic): a service
+   * created earlier would fail its first launches and the circuit breaker would mark the deployment failed.
+   */
+  dependsOn?: pulumi.Resource[];
 }
 
 /** Names of env settings that hold credentials (a word of the name, so DEMO_TOKENS_PER_SECOND is not one): they may only arrive as ECS secrets (docs/aws.md "Secrets"). */
@@ -108,6 +113,8 @@ export function nodeServices(
         subnetIds: args.subnetIds,
         securityGroupId: args.securityGroupId,
         registryArn: args.registryArn(node.name),
+        // The roles' policies too: the execution role must be able to pull and read secrets at the first launch.
+        dependsOn: [roles, ...(args.dependsOn ?? [])],
       },
       args.tags,
       parent,

@@ -179,12 +179,14 @@ export class AwsRedis extends pulumi.ComponentResource {
       },
       parent,
     );
-    new aws.secretsmanager.SecretVersion(
+    const urlVersion = new aws.secretsmanager.SecretVersion(
       `${name}-url`,
       { secretId: this.urlSecret.id, secretString: redisUrl(token.value, this.primaryEndpoint, REDIS_PORT) },
       parent,
     );
-    this.urlSecretArn = this.urlSecret.arn;
+    // The version's ARN, not the secret's: a task that reads it waits until the secret has its value (else ECS
+    // fails the launch: no AWSCURRENT version yet, while the replication group is still being created).
+    this.urlSecretArn = urlVersion.secretArn;
     this.registerOutputs({
       primaryEndpoint: this.primaryEndpoint,
       readerEndpoint: this.readerEndpoint,

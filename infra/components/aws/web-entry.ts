@@ -20,9 +20,14 @@ export interface AwsWebEntryArgs {
   targetGroupArn: pulumi.Input<string>;
   /** The load balancer's listeners: the service is created after them (ECS needs the target group in use). */
   listeners: pulumi.Resource[];
+  /** What the tasks need before they start (the network's NAT routes to pull the image). */
+  dependsOn?: pulumi.Resource[];
   logRetentionDays: number;
   tags: Record<string, string>;
 }
+
+/** The most of the task definition's 64 KiB the nginx configuration may take (the rest: the container's settings). */
+export const MAX_NGINX_CONF_BYTES = 40 * 1024;
 
 /** Where the entry script writes the configuration: the task's only writable path (the root is read-only). */
 export const WEB_RUNTIME_DIR = "/tmp";
@@ -59,6 +64,12 @@ export class AwsWebEntry extends pulumi.ComponentResource {
       [`pid ${WEB_RUNTIME_DIR}/`, `its pid and temp files under ${WEB_RUNTIME_DIR} (runtimeDir)`],
     ] as const) {
       if (!args.nginxConf.includes(needed)) throw new Error(`AwsWebEntry: nginxConf must have ${why}`);
+    }
+    // ECS refuses a task definition over 64 KiB; the configuration travels in it, so keep it well inside.
+    if (Buffer.byteLength(args.nginxConf) > MAX_NGINX_CONF_BYTES) {
+      throw new Error(
+        `AwsWebEntry: nginxConf is ${Buffer.byteLength(args.nginxConf)} bytes; at most ${MAX_NGINX_CONF_BYTES} fit the task definition (render it with webPortOnly)`,
+      );
     }
     if (!Number.isInteger(args.tasks) || args.tasks < 1) {
       throw new Error(`AwsWebEntry: tasks must be at least 1, got ${args.tasks}`);
@@ -101,7 +112,7 @@ export class AwsWebEntry extends pulumi.ComponentResource {
         subnetIds: args.subnetIds,
         securityGroupId: args.securityGroupId,
         loadBalancer: { targetGroupArn: args.targetGroupArn, containerName: "web", containerPort: args.port },
-        dependsOn: args.listeners,
+        dependsOn: [...args.listeners, this.roles, ...(args.dependsOn ?? [])],
       },
       args.tags,
       this,
