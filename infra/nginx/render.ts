@@ -50,6 +50,11 @@ export interface NginxRenderOptions {
    * this, instead of waiting for every socket to end (docs/aws.md). Without it nginx waits.
    */
   workerShutdownTimeout?: string;
+  /**
+   * Only the web port's server (API, WebSocket and the client on one port): behind a load balancer nothing reaches
+   * the entry or stub_status ports, and the AWS task definition that carries this file has a 64 KiB limit.
+   */
+  webPortOnly?: boolean;
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -470,6 +475,21 @@ ${errorLocations("    ")}
 
 ${web}`;
 
+  const entryServer = `  # The public entry: the API, the WebSocket and the web client (when built).
+  server {
+    listen ${listen(config.httpPort)};
+${entry}
+  }
+
+`;
+  const metricsServer = `
+  server {
+    listen ${listen(config.metricsPort)};
+    location / {
+      stub_status;
+    }
+  }
+`;
   return `# Rendered by infra/nginx/render.ts from the chatgrid topology (${gateways.length} gateways). Do not edit.
 ${options.user ? `user ${options.user};\n` : ""}worker_processes ${options.workerProcesses ?? 1};
 # Sized from maxClientConnections (${config.maxClientConnections}): see connectionBudget in this renderer.
@@ -532,24 +552,11 @@ ${zone}${servers}
     keepalive ${UPSTREAM_KEEPALIVE};
   }
 
-  # The public entry: the API, the WebSocket and the web client (when built).
-  server {
-    listen ${listen(config.httpPort)};
-${entry}
-  }
-
-  # The web client's own port serves the same API and WebSocket, so the page talks to its own origin.
+${options.webPortOnly ? "" : entryServer}  # The web client's own port serves the same API and WebSocket, so the page talks to its own origin.
   server {
     listen ${listen(config.webPort)};
 ${entry}
   }
-
-  server {
-    listen ${listen(config.metricsPort)};
-    location / {
-      stub_status;
-    }
-  }
-}
+${options.webPortOnly ? "" : metricsServer}}
 `;
 }

@@ -109,6 +109,11 @@ const AWS_SETTINGS = {
     .string()
     .trim()
     .regex(/^\d+\.\d+\.(\d+|x)$/, "expected an MSK Kafka version such as 3.9.x")
+    // The program owns the events topic through MSK's topic API, which needs Kafka 3.6 or later.
+    .refine((v) => {
+      const [major, minor] = v.split(".").map(Number) as [number, number];
+      return major > 3 || (major === 3 && minor >= 6);
+    }, "MSK's topic API (the program owns the events topic) needs Kafka 3.6 or later")
     .optional(),
   kafkaVolumeGiB: int(z.number().int().min(1, "at least 1 GiB").max(16384, "at most 16384 GiB")).optional(),
   logRetentionDays: int(

@@ -147,6 +147,24 @@ describe("argument checks: exact messages, nothing registered", () => {
       "AwsWebEntry: nginxConf must have gateway names re-resolved as tasks move (resolver)",
     );
     expect(() => new AwsWebEntry("w", { ...web, tasks: 0 })).toThrow("AwsWebEntry: tasks must be at least 1, got 0");
+    expect(() => new AwsWebEntry("w", { ...web, nginxConf: `${good}#${"x".repeat(41 * 1024)}\n` })).toThrow(
+      /^AwsWebEntry: nginxConf is \d+ bytes; at most 40960 fit the task definition \(render it with webPortOnly\)$/,
+    );
+    // The largest topology (64 gateways) fits with room to spare.
+    const largest = deriveTopology(parseTopologyConfig({ gatewayNodes: 64, aiNodes: 1 }), {
+      bindHost: "0.0.0.0",
+      hostOf: (name) => `${name}.chatgrid.internal`,
+      gatewayPort: () => 8081,
+      gatewayMetricsPort: () => 9081,
+      aiPort: () => 7001,
+      allowedOrigins: [],
+      aiDiscovery: "registry",
+    });
+    const largestConf = renderNginxConf(
+      { ...largest, config: { ...largest.config, webPort: 3000 } },
+      awsNginxOptions(["172.20.0.0/24", "172.20.1.0/24", "172.20.2.0/24"], "172.20.0.2"),
+    );
+    expect(Buffer.byteLength(largestConf)).toBeLessThan(32 * 1024);
     expect(() => new AwsWebEntry("w", { ...web, nginxConf: "events {}" })).toThrow(
       "AwsWebEntry: nginxConf must be the output of renderNginxConf (infra/nginx/render.ts)",
     );
