@@ -262,8 +262,6 @@ export function buildAwsStack(config: AwsStackConfig, options: { repoRoot?: stri
     tags,
   });
 
-  const stackLogs = (prefix: string, names: string[]) =>
-    names.map((n) => `/chatgrid/${pulumi.getStack()}/${prefix}-${n}`);
   return {
     topology,
     network,
@@ -278,11 +276,7 @@ export function buildAwsStack(config: AwsStackConfig, options: { repoRoot?: stri
     outputs: {
       url: loadBalancer.url,
       clusterName: cluster.name,
-      logGroups: pulumi.output([
-        ...stackLogs("chatgrid-gateways", gateways.nodeNames),
-        ...stackLogs("chatgrid-ai", aiNodes.nodeNames),
-        `/chatgrid/${pulumi.getStack()}/chatgrid-web`,
-      ]),
+      logGroups: pulumi.all([...gateways.logGroupNames, ...aiNodes.logGroupNames, web.logGroupName]),
       redisEndpoint: redis.primaryEndpoint,
       kafkaBootstrap: kafka?.bootstrapBrokers,
       nodeNames: { gateways: gateways.nodeNames, aiNodes: aiNodes.nodeNames },

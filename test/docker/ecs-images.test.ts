@@ -27,7 +27,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { AI_HEALTH_CHECK } from "../../infra/components/aws/ai-node-group";
 import { subnetPlan } from "../../infra/components/aws/cidr";
 import { containerDefinitions, type EcsHealthCheck, type FargateTaskArgs } from "../../infra/components/aws/fargate";
@@ -42,7 +42,7 @@ import { deriveTopology, type NodeSpec } from "../../infra/topology";
 import { ChatClient } from "../support/chat-client";
 import { expectExactAnswers } from "../support/streams";
 import { waitFor } from "../support/wait";
-import { docker, PROVISION, provisioned, REPO_ROOT } from "./real-stack";
+import { docker, PROVISION, provisioned, REPO_ROOT, setUpOnce } from "./real-stack";
 
 const run = promisify(execFile);
 const log = (line: string) => console.log(`[ecs-images] ${line}`);
@@ -286,18 +286,7 @@ describe("the three images run as the ECS task definitions say (read-only, their
   };
 
   // A setup failure (no engine, no BuildKit CLI, a failed build or start) fails every test with its message.
-  let setupError: unknown;
-  const ready = () => {
-    if (setupError) throw setupError;
-  };
-
-  beforeAll(async () => {
-    try {
-      await setUp();
-    } catch (error) {
-      setupError = error;
-    }
-  }, 900_000);
+  const ready = setUpOnce(setUp);
 
   async function setUp() {
     const tool = provisioned();

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
+import { beforeAll } from "vitest";
 import { waitFor } from "../support/wait";
 
 const run = promisify(execFile);
@@ -26,6 +27,24 @@ export const OWNER_ENV = "CHATGRID_STACK_OWNER=test/docker";
 export const PREFIX = "chatgrid";
 
 const howToProvision = `run (as root, from the repository root): ${PROVISION}`;
+
+/**
+ * Runs `setUp` once before the file's tests (with the real engine's long timeout); the returned `ready()` throws its
+ * error in every test, so a setup failure (no engine, no CLI, a failed build or `up`) fails them all, never skips.
+ */
+export function setUpOnce(setUp: () => Promise<void>, timeoutMs = 900_000): () => void {
+  let setupError: unknown;
+  beforeAll(async () => {
+    try {
+      await setUp();
+    } catch (error) {
+      setupError = error;
+    }
+  }, timeoutMs);
+  return () => {
+    if (setupError) throw setupError;
+  };
+}
 
 export async function docker(...args: string[]): Promise<string> {
   const { stdout } = await run("docker", args, { maxBuffer: 64 * 1024 * 1024 });

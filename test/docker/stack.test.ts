@@ -2,7 +2,7 @@
 // with a file backend of its own, the provisioning tool's CLI and stand-in images, free host ports), every test
 // against that one stack through its published ports, `pulumi destroy` at the end. The tests run in order.
 import { LIMITS } from "@chatgrid/protocol";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { freePorts } from "../../infra/runner/ports";
 import { ChatClient } from "../support/chat-client";
@@ -19,6 +19,7 @@ import {
   provisioned,
   type RealStack,
   removeLeftovers,
+  setUpOnce,
   stackLeftovers,
   waitRestartedHealthy,
 } from "./real-stack";
@@ -132,18 +133,7 @@ describe("the Docker stack on a real engine (pulumi up, chaos, scale, destroy)",
   };
 
   // A setup failure (no engine, no CLI, a failed `up`) fails every test with its message: none is ever skipped.
-  let setupError: unknown;
-  const ready = () => {
-    if (setupError) throw setupError;
-  };
-
-  beforeAll(async () => {
-    try {
-      await setUp();
-    } catch (error) {
-      setupError = error;
-    }
-  }, 900_000);
+  const ready = setUpOnce(setUp);
 
   async function setUp() {
     // First what the machine lacks (with the command to run), before anything asks the engine.

@@ -22,6 +22,8 @@ export class AwsAiNodeGroup extends pulumi.ComponentResource {
   readonly taskDefinitions: aws.ecs.TaskDefinition[];
   readonly roles: AwsAppRoles;
   readonly nodeNames: string[];
+  /** One log group per node, in node order. */
+  readonly logGroupNames: pulumi.Output<string>[];
 
   constructor(name: string, args: AwsNodeGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     requireNodeGroupArgs("AwsAiNodeGroup", "ai", args);
@@ -36,6 +38,7 @@ export class AwsAiNodeGroup extends pulumi.ComponentResource {
     this.taskDefinitions = built.taskDefinitions;
     this.roles = built.roles;
     this.nodeNames = built.nodeNames;
+    this.logGroupNames = built.logGroupNames;
     this.registerOutputs({ nodeNames: this.nodeNames });
   }
 }

@@ -23,6 +23,8 @@ export class AwsGatewayGroup extends pulumi.ComponentResource {
   readonly taskDefinitions: aws.ecs.TaskDefinition[];
   readonly roles: AwsAppRoles;
   readonly nodeNames: string[];
+  /** One log group per node, in node order. */
+  readonly logGroupNames: pulumi.Output<string>[];
 
   constructor(name: string, args: AwsNodeGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     requireNodeGroupArgs("AwsGatewayGroup", "gateway", args);
@@ -38,6 +40,7 @@ export class AwsGatewayGroup extends pulumi.ComponentResource {
     this.taskDefinitions = built.taskDefinitions;
     this.roles = built.roles;
     this.nodeNames = built.nodeNames;
+    this.logGroupNames = built.logGroupNames;
     this.registerOutputs({ nodeNames: this.nodeNames });
   }
 }

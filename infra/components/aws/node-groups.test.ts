@@ -6,15 +6,18 @@ import type { AwsNodeGroupArgs } from "./node-services";
 // The gateway and AI node groups, their roles, the web entry and the load balancer: argument checks (exact
 // messages, nothing registered) and what each makes. The stack-wide graph is in infra/stacks/aws.test.ts.
 
-const topology = deriveTopology(parseTopologyConfig({ gatewayNodes: 2, aiNodes: 2 }), {
-  bindHost: "0.0.0.0",
-  hostOf: (name) => `${name}.chatgrid.internal`,
-  gatewayPort: () => 8081,
-  gatewayMetricsPort: () => 9081,
-  aiPort: () => 7001,
-  allowedOrigins: [],
-  aiDiscovery: "registry",
-});
+/** The AWS placement, written out: Cloud Map names, the fixed ports, gateways on the AI registry. */
+const awsTopology = (gatewayNodes: number, aiNodes: number) =>
+  deriveTopology(parseTopologyConfig({ gatewayNodes, aiNodes }), {
+    bindHost: "0.0.0.0",
+    hostOf: (name) => `${name}.chatgrid.internal`,
+    gatewayPort: () => 8081,
+    gatewayMetricsPort: () => 9081,
+    aiPort: () => 7001,
+    allowedOrigins: [],
+    aiDiscovery: "registry",
+  });
+const topology = awsTopology(2, 2);
 
 const base = (nodes = topology.gateways): AwsNodeGroupArgs => ({
   nodes,
@@ -151,15 +154,7 @@ describe("argument checks: exact messages, nothing registered", () => {
       /^AwsWebEntry: nginxConf is \d+ bytes; at most 40960 fit the task definition \(render it with webPortOnly\)$/,
     );
     // The largest topology (64 gateways) fits with room to spare.
-    const largest = deriveTopology(parseTopologyConfig({ gatewayNodes: 64, aiNodes: 1 }), {
-      bindHost: "0.0.0.0",
-      hostOf: (name) => `${name}.chatgrid.internal`,
-      gatewayPort: () => 8081,
-      gatewayMetricsPort: () => 9081,
-      aiPort: () => 7001,
-      allowedOrigins: [],
-      aiDiscovery: "registry",
-    });
+    const largest = awsTopology(64, 1);
     const largestConf = renderNginxConf(
       { ...largest, config: { ...largest.config, webPort: 3000 } },
       awsNginxOptions(["172.20.0.0/24", "172.20.1.0/24", "172.20.2.0/24"], "172.20.0.2"),

@@ -66,7 +66,13 @@ export function nodeServices(
   args: AwsNodeGroupArgs,
   healthCheck: EcsHealthCheck,
   parent: pulumi.Resource,
-): { services: aws.ecs.Service[]; taskDefinitions: aws.ecs.TaskDefinition[]; roles: AwsAppRoles; nodeNames: string[] } {
+): {
+  services: aws.ecs.Service[];
+  taskDefinitions: aws.ecs.TaskDefinition[];
+  roles: AwsAppRoles;
+  nodeNames: string[];
+  logGroupNames: pulumi.Output<string>[];
+} {
   const logs = args.nodes.map((node) => logGroup(`${name}-${node.name}`, args.logRetentionDays, args.tags, parent));
   const app = role === "gateway" ? "gateway" : "ai";
   const roles = new AwsAppRoles(
@@ -120,5 +126,11 @@ export function nodeServices(
       parent,
     ),
   );
-  return { services, taskDefinitions, roles, nodeNames: args.nodes.map((node) => node.name) };
+  return {
+    services,
+    taskDefinitions,
+    roles,
+    nodeNames: args.nodes.map((node) => node.name),
+    logGroupNames: logs.map((log) => log.name),
+  };
 }

@@ -55,6 +55,7 @@ export class AwsWebEntry extends pulumi.ComponentResource {
   readonly service: aws.ecs.Service;
   readonly taskDefinition: aws.ecs.TaskDefinition;
   readonly roles: AwsAppRoles;
+  readonly logGroupName: pulumi.Output<string>;
 
   constructor(name: string, args: AwsWebEntryArgs, opts?: pulumi.ComponentResourceOptions) {
     requireRenderedConf("AwsWebEntry", args.nginxConf, [args.port]);
@@ -76,6 +77,7 @@ export class AwsWebEntry extends pulumi.ComponentResource {
     }
     super("chatgrid:aws:WebEntry", name, {}, opts);
     const log = logGroup(`${name}-web`, args.logRetentionDays, args.tags, this);
+    this.logGroupName = log.name;
     this.roles = new AwsAppRoles(
       `${name}-roles`,
       { app: "web", repositoryArn: args.image.repositoryArn, logGroupArns: [log.arn], secretArns: [], tags: args.tags },
