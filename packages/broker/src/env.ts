@@ -57,6 +57,8 @@ export const storeEnvSchema = z.object({
   RETENTION_TTL_MS: envInt(defaults.retentionTtlMs),
   STREAM_LEASE_MS: envInt(defaults.leaseMs, 500),
   DISPATCH_DEADLINE_MS: envInt(defaults.dispatchDeadlineMs, 500),
+  /** At most this many chunks per append call to Redis (docs/redis.md "Appending chunks"): bounds one call's time. */
+  APPEND_BATCH_MAX: envInt(defaults.maxChunkBatch, 1, 1024),
 });
 export type StoreEnv = z.infer<typeof storeEnvSchema>;
 
@@ -73,5 +75,6 @@ export function storeOptionsFromEnv(env: StoreEnv): StreamStoreOptions {
     leaseMs: env.STREAM_LEASE_MS,
     dispatchDeadlineMs: env.DISPATCH_DEADLINE_MS,
     maxDurationMs: env.STREAM_MAX_DURATION_MS,
+    maxChunkBatch: env.APPEND_BATCH_MAX,
   };
 }

@@ -1,5 +1,6 @@
 export * from "./ai-registry";
 export * from "./channel-message";
+export * from "./chunk-batcher";
 export * from "./conversations";
 export * from "./env";
 export * from "./frames";

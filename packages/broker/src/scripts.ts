@@ -7,7 +7,7 @@
 const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
- * Append one `start`, `reset` or `done` (chunks have their own script, appendChunkScript): next seq, add to the
+ * Append one `start`, `reset` or `done` (chunks have their own script, appendChunksScript): next seq, add to the
  * bounded history and set its expiry, keep the text and status, publish.
  * KEYS: meta, events, text, lease, watch, and for `done` the stream's two slot sets (session, address) if it has them
  * ARGV: 1 attempt (fencing token), 2 kind, 3 frame prefix, 4 frame suffix, 5 delta, 6 max history length,
@@ -52,33 +52,44 @@ return seq
 `;
 
 /**
- * Append one `chunk`: the hot path (one call per token), so it does only what a chunk needs (docs/redis.md
- * "Appending"): the fence and seq checks, the seq, the history entry, the text, the publish. No expiry: the
- * history's TTL is set by `start` and `reset` (APPEND_EVENT) and refreshed by `done`, and a stream lasts at most
- * STREAM_MAX_DURATION_MS, far below HISTORY_TTL_MS. The history's length bound is part of the script's text
- * (appendChunkScript), not an argument: it is the same for every call of a store.
- * KEYS: meta, events, text   ARGV: 1 attempt, 2 seq, 3 frame prefix, 4 frame suffix, 5 delta, 6 session channel,
- * 7 streamId. Returns what APPEND_EVENT returns.
+ * Append a batch of `chunk`s, each to its own stream: the hot path. Chunks that a node appends in the same turn of
+ * its event loop go to Redis as one call (ChunkBatcher), so the call's fixed cost (the request, the script's entry,
+ * the reply) is paid once per batch instead of once per token (docs/redis.md "Appending chunks"). Each chunk does
+ * only what a chunk needs: the fence and seq checks, the seq, the history entry, the text, the publish. No expiry:
+ * the history's TTL is set by `start` and `reset` (APPEND_EVENT) and refreshed by `done`, and a stream lasts at most
+ * STREAM_MAX_DURATION_MS, far below HISTORY_TTL_MS. The history's length bound is part of the script's text, not an
+ * argument: it is the same for every call of a store. Chunks of one stream in one batch run in their order.
+ * KEYS: per chunk 3: meta, events, text
+ * ARGV: per chunk 7: attempt, seq, frame prefix, frame suffix, delta, session channel, streamId
+ * Returns one result per chunk, each what APPEND_EVENT returns.
  */
-export function appendChunkScript(historyMaxLen: number): string {
+export function appendChunksScript(historyMaxLen: number): string {
   if (!Number.isInteger(historyMaxLen) || historyMaxLen < 1) {
-    throw new Error(`appendChunkScript: historyMaxLen must be a positive whole number, got ${historyMaxLen}`);
+    throw new Error(`appendChunksScript: historyMaxLen must be a positive whole number, got ${historyMaxLen}`);
   }
   return `
-local state = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'seq')
-if not state[1] then return -2 end
-if tonumber(state[2]) ~= tonumber(ARGV[1]) then return -1 end
-local current = tonumber(state[3] or '-1')
-local seq = tonumber(ARGV[2])
-if current >= seq then return seq end
-if state[1] == 'done' then return -3 end
-if current ~= seq - 1 then return -4 end
-redis.call('HSET', KEYS[1], 'seq', seq)
-local frame = ARGV[3] .. seq .. ARGV[4]
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ${historyMaxLen}, '0-' .. (seq + 1), 'f', frame)
-redis.call('APPEND', KEYS[3], ARGV[5])
-redis.call('PUBLISH', ARGV[6], ARGV[7] .. '\\n' .. seq .. '\\n' .. frame)
-return seq
+local function chunk(meta, events, text, a)
+  local state = redis.call('HMGET', meta, 'status', 'attempt', 'seq')
+  if not state[1] then return -2 end
+  if tonumber(state[2]) ~= tonumber(ARGV[a + 1]) then return -1 end
+  local current = tonumber(state[3] or '-1')
+  local seq = tonumber(ARGV[a + 2])
+  if current >= seq then return seq end
+  if state[1] == 'done' then return -3 end
+  if current ~= seq - 1 then return -4 end
+  redis.call('HSET', meta, 'seq', seq)
+  local frame = ARGV[a + 3] .. seq .. ARGV[a + 4]
+  redis.call('XADD', events, 'MAXLEN', '~', ${historyMaxLen}, '0-' .. (seq + 1), 'f', frame)
+  redis.call('APPEND', text, ARGV[a + 5])
+  redis.call('PUBLISH', ARGV[a + 6], ARGV[a + 7] .. '\\n' .. seq .. '\\n' .. frame)
+  return seq
+end
+local results = {}
+for i = 1, #KEYS / 3 do
+  local k = (i - 1) * 3
+  results[i] = chunk(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], (i - 1) * 7)
+end
+return results
 `;
 }
 

@@ -1,9 +1,10 @@
 import { type FinishReason, LIMITS, type StreamError, type Usage } from "@chatgrid/protocol";
 import type { Redis } from "ioredis";
+import { ChunkBatcher, DEFAULT_MAX_BATCH } from "./chunk-batcher";
 import { frameParts } from "./frames";
 import { channels, entryId, keys, seqOfEntryId } from "./keys";
 import { LuaScript } from "./redis";
-import { APPEND_EVENT, appendChunkScript, CLAIM_STREAM, RENEW_LEASE, REQUEST_CANCEL, TAKE_OVER } from "./scripts";
+import { APPEND_EVENT, appendChunksScript, CLAIM_STREAM, RENEW_LEASE, REQUEST_CANCEL, TAKE_OVER } from "./scripts";
 import type { SlotKeys } from "./stream-slots";
 
 export interface StreamStoreOptions {
@@ -19,6 +20,8 @@ export interface StreamStoreOptions {
   dispatchDeadlineMs: number;
   /** The longest an answer may run, from its request to its `done` (the AI node stops it there: "timeout"). */
   maxDurationMs: number;
+  /** At most this many chunks go to Redis in one script call (ChunkBatcher). */
+  maxChunkBatch: number;
 }
 
 export const defaultStreamStoreOptions: StreamStoreOptions = {
@@ -28,6 +31,7 @@ export const defaultStreamStoreOptions: StreamStoreOptions = {
   leaseMs: 5000,
   dispatchDeadlineMs: 10_000,
   maxDurationMs: 5 * 60 * 1000,
+  maxChunkBatch: DEFAULT_MAX_BATCH,
 };
 
 export type StreamStatus = "queued" | "running" | "done";
@@ -102,15 +106,20 @@ const cancelScript = new LuaScript(REQUEST_CANCEL);
 export class StreamStore {
   readonly options: StreamStoreOptions;
 
-  /** The chunk script, with this store's history bound in its text (one script per bound: the SHA differs). */
-  private readonly chunkScript: LuaScript;
+  /** Chunks appended in one turn of the event loop, sent as one call of the chunk script (docs/redis.md). */
+  private readonly chunks: ChunkBatcher;
 
   constructor(
     private readonly redis: Redis,
     options: Partial<StreamStoreOptions> = {},
   ) {
     this.options = { ...defaultStreamStoreOptions, ...options };
-    this.chunkScript = new LuaScript(appendChunkScript(this.options.historyMaxLen));
+    // The chunk script has this store's history bound in its text (one script per bound: the SHA differs).
+    const chunkScript = new LuaScript(appendChunksScript(this.options.historyMaxLen));
+    this.chunks = new ChunkBatcher(
+      (batchKeys, batchArgs) => chunkScript.run<unknown>(this.redis, batchKeys, batchArgs),
+      this.options.maxChunkBatch,
+    );
   }
 
   /** Commands that create a queued stream, for the caller's MULTI (the chat request writes messages too). */
@@ -198,11 +207,10 @@ export class StreamStore {
     const { prefix, suffix, delta, finishReason } = this.encode(streamId, event);
     const result =
       event.kind === "chunk"
-        ? await this.chunkScript.run<number>(
-            this.redis,
-            [keys.streamMeta(streamId), keys.streamEvents(streamId), keys.streamText(streamId)],
-            [attempt, seq, prefix, suffix, delta, channels.session(sessionId), streamId],
-          )
+        ? await this.chunks.append({
+            keys: [keys.streamMeta(streamId), keys.streamEvents(streamId), keys.streamText(streamId)],
+            args: [attempt, seq, prefix, suffix, delta, channels.session(sessionId), streamId],
+          })
         : await this.appendEvent(streamId, attempt, sessionId, seq, event, slots, {
             prefix,
             suffix,
