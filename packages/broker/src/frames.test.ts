@@ -1,6 +1,6 @@
 import { StreamEventSchema } from "@chatgrid/protocol";
 import { describe, expect, it } from "vitest";
-import { frameParts } from "./frames";
+import { chunkFrameParts, frameParts } from "./frames";
 
 /** What the append script does: prefix + seq + suffix. */
 const frameAt = (head: Record<string, unknown>, tail: Record<string, unknown>, seq: number): string => {
@@ -46,7 +46,12 @@ describe("frameParts", () => {
       const frame = frameAt({ type: "chunk", streamId }, { delta }, seq);
       expect(StreamEventSchema.parse(JSON.parse(frame))).toEqual({ type: "chunk", streamId, seq, delta });
       expect(frame).not.toContain("\n");
+      // The chunk fast path gives exactly the same bytes.
+      expect(chunkFrameParts(streamId, delta)).toEqual(frameParts({ type: "chunk", streamId }, { delta }));
     }
+    expect(chunkFrameParts('odd"id\\', "x")).toEqual(
+      frameParts({ type: "chunk", streamId: 'odd"id\\' }, { delta: "x" }),
+    );
   });
 
   it("reset: an empty tail closes the object", () => {

@@ -1,7 +1,7 @@
 import { type FinishReason, LIMITS, type StreamError, type Usage } from "@chatgrid/protocol";
 import type { Redis } from "ioredis";
 import { ChunkBatcher, DEFAULT_MAX_BATCH } from "./chunk-batcher";
-import { frameParts } from "./frames";
+import { chunkFrameParts, frameParts } from "./frames";
 import { channels, entryId, keys, seqOfEntryId } from "./keys";
 import { LuaScript } from "./redis";
 import { APPEND_EVENT, appendChunksScript, CLAIM_STREAM, RENEW_LEASE, REQUEST_CANCEL, TAKE_OVER } from "./scripts";
@@ -204,22 +204,22 @@ export class StreamStore {
     event: StreamEventInput,
     slots?: SlotKeys,
   ): Promise<AppendOutcome> {
-    const { prefix, suffix, delta, finishReason } = this.encode(streamId, event);
     const result =
       event.kind === "chunk"
-        ? await this.chunks.append({
-            keys: [keys.streamMeta(streamId), keys.streamEvents(streamId), keys.streamText(streamId)],
-            args: [attempt, seq, prefix, suffix, delta, channels.session(sessionId), streamId],
-          })
-        : await this.appendEvent(streamId, attempt, sessionId, seq, event, slots, {
-            prefix,
-            suffix,
-            delta,
-            finishReason,
-          });
+        ? await this.appendChunk(streamId, attempt, sessionId, seq, event.delta)
+        : await this.appendEvent(streamId, attempt, sessionId, seq, event, slots, this.encode(streamId, event));
     if (result >= 0) return { ok: true, seq: result };
     const reason = result === -1 ? "fenced" : result === -2 ? "unknown" : result === -3 ? "done" : "out_of_step";
     return { ok: false, reason };
+  }
+
+  /** A chunk: the hot path (one per token), batched with the other chunks of this turn of the event loop. */
+  private appendChunk(streamId: string, attempt: number, sessionId: string, seq: number, delta: string) {
+    const { prefix, suffix } = chunkFrameParts(streamId, delta);
+    return this.chunks.append({
+      keys: [keys.streamMeta(streamId), keys.streamEvents(streamId), keys.streamText(streamId)],
+      args: [attempt, seq, prefix, suffix, delta, channels.session(sessionId), streamId],
+    });
   }
 
   /** Every event but a chunk: start, reset, done (rare: per stream, not per token). */
@@ -271,11 +271,7 @@ export class StreamStore {
           finishReason: "",
         };
       case "chunk":
-        return {
-          ...frameParts({ type: "chunk", streamId }, { delta: event.delta }),
-          delta: event.delta,
-          finishReason: "",
-        };
+        return { ...chunkFrameParts(streamId, event.delta), delta: event.delta, finishReason: "" };
       case "reset":
         return {
           ...frameParts({ type: "reset", streamId }, event.aiNode ? { aiNode: event.aiNode } : {}),
