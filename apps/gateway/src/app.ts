@@ -1,10 +1,8 @@
 import { ErrorCode, LIMITS } from "@chatgrid/protocol";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
-import type { UpgradeWebSocket } from "hono/ws";
 import type { Redis } from "ioredis";
-import type { WebSocket } from "ws";
 import { limitSessionRate, requireSession } from "./http/auth";
 import { clientAddress } from "./http/client-address";
 import type { ApiDeps, ApiEnv } from "./http/context";
@@ -18,12 +16,8 @@ import { historyRoutes } from "./routes/history";
 
 export interface GatewayAppOptions {
   allowedOrigins: string[];
-  upgradeWebSocket: UpgradeWebSocket<WebSocket>;
-  /** Called for each new socket, with the client's address; returns the handlers of its life. */
-  onSocket: (
-    ws: WebSocket,
-    client: { address: string },
-  ) => { onMessage(data: string | ArrayBuffer): void; onClose(code?: number): void };
+  /** Accepts a WebSocket upgrade of `c` for a client at `address`; false when `c` is no upgrade request. */
+  acceptSocket: (c: Context, address: string) => boolean;
 }
 
 /** Redis being away shows up as these errors; the request gets 503 rather than 500. */
@@ -35,7 +29,7 @@ function isRedisUnavailable(error: Error): boolean {
 
 /**
  * The public REST + WebSocket surface of a gateway (docs/protocol.md §1–3), registered on `app`: the same instance
- * @hono/node-ws routes upgrade requests through, so its 404 and error handlers are ours too.
+ * upgrade requests are routed through, so its 404 and error handlers are ours too.
  */
 export function registerGatewayRoutes(
   app: Hono<ApiEnv>,
@@ -93,17 +87,11 @@ export function registerGatewayRoutes(
       }
       await next();
     },
-    options.upgradeWebSocket((c) => {
-      let handlers: ReturnType<GatewayAppOptions["onSocket"]> | undefined;
-      const address = clientAddress(c, deps.clientAddressHeader);
-      return {
-        onOpen: (_event, ws) => {
-          handlers = options.onSocket(ws.raw as WebSocket, { address });
-        },
-        onMessage: (event) => handlers?.onMessage(event.data as string | ArrayBuffer),
-        onClose: (event) => handlers?.onClose(event.code),
-      };
-    }),
+    async (c, next) => {
+      // Nothing of `c` is kept past this request: the socket gets the client's address only.
+      if (options.acceptSocket(c, clientAddress(c, deps.clientAddressHeader))) return new Response();
+      await next();
+    },
   );
 
   app.notFound((c) => apiError(c, 404, ErrorCode.routeNotFound, "no such route"));

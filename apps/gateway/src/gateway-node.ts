@@ -17,9 +17,7 @@ import {
 import { createEventProducer } from "@chatgrid/events";
 import { LIMITS } from "@chatgrid/protocol";
 import { serve } from "@hono/node-server";
-import { createNodeWebSocket } from "@hono/node-ws";
 import { Hono } from "hono";
-import type { WebSocket } from "ws";
 import { AiBalancer } from "./ai-balancer";
 import { registerGatewayRoutes } from "./app";
 import type { GatewayConfig } from "./config";
@@ -28,7 +26,8 @@ import { createGatewayMetrics } from "./metrics";
 import { registerInternalHealthRoutes } from "./routes/health";
 import { TakeoverSweeper } from "./takeover-sweeper";
 import { channelDropReporter, SessionHub } from "./ws/session-hub";
-import { SocketHandler } from "./ws/socket-handler";
+import { SocketHandler, type SocketHandlerDeps } from "./ws/socket-handler";
+import { createSocketUpgrade } from "./ws/upgrade";
 
 export interface GatewayNode {
   readonly port: number;
@@ -120,44 +119,33 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
     redisReady,
   };
 
-  const handlers = new Set<SocketHandler>();
+  // One for every socket: a socket holds its handler and not much more (docs/benchmarks.md).
+  const socketDeps: SocketHandlerDeps = {
+    node,
+    sessions,
+    streams,
+    hub,
+    metrics,
+    log,
+    events,
+    sessionCreateLimiter: deps.sessionCreateLimiter,
+    helloTimeoutMs: config.HELLO_TIMEOUT_MS,
+    sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
+    framesPerSecond: config.WS_FRAMES_PER_SECOND,
+    frameBurst: config.WS_FRAME_BURST,
+    socketsPerSession: config.WS_SOCKETS_PER_SESSION,
+    resumesPerSecond: config.WS_RESUMES_PER_SECOND,
+  };
   const app = new Hono<ApiEnv>();
-  const nodeWs = createNodeWebSocket({ app });
-  // Client frames are at most 64 KiB; ws closes a socket that sends more with 1009.
-  nodeWs.wss.options.maxPayload = LIMITS.maxFrameBytes;
+  const sockets = createSocketUpgrade(app, {
+    // Client frames are at most 64 KiB; ws closes a socket that sends more with 1009.
+    maxPayload: LIMITS.maxFrameBytes,
+    onSocket: (ws, client) => new SocketHandler(ws, socketDeps, client),
+    onError: (error) => log.error({ err: error }, "socket handler failed"),
+  });
   registerGatewayRoutes(app, deps, redis, {
     allowedOrigins: config.allowedOrigins,
-    upgradeWebSocket: nodeWs.upgradeWebSocket,
-    onSocket: (ws: WebSocket, client) => {
-      const handler = new SocketHandler(
-        ws,
-        {
-          node,
-          sessions,
-          streams,
-          hub,
-          metrics,
-          log,
-          events,
-          sessionCreateLimiter: deps.sessionCreateLimiter,
-          helloTimeoutMs: config.HELLO_TIMEOUT_MS,
-          sendBufferBytes: config.WS_SEND_BUFFER_BYTES,
-          framesPerSecond: config.WS_FRAMES_PER_SECOND,
-          frameBurst: config.WS_FRAME_BURST,
-          socketsPerSession: config.WS_SOCKETS_PER_SESSION,
-          resumesPerSecond: config.WS_RESUMES_PER_SECOND,
-        },
-        client,
-      );
-      handlers.add(handler);
-      return {
-        onMessage: (data) => handler.onMessage(data),
-        onClose: (code) => {
-          handler.onClose(code);
-          handlers.delete(handler);
-        },
-      };
-    },
+    acceptSocket: sockets.accept,
   });
 
   const internal = new Hono();
@@ -182,7 +170,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
   sweeper.start();
 
   const server = await listen(app.fetch, config.PORT, config.HOST);
-  nodeWs.injectWebSocket(server);
+  sockets.inject(server);
   const metricsServer = await listen(internal.fetch, config.METRICS_PORT, config.HOST);
   const port = (server.address() as AddressInfo).port;
   const metricsPort = (metricsServer.address() as AddressInfo).port;
@@ -196,10 +184,10 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
       sweeper.stop();
       balancer.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const handler of handlers) handler.restart();
+      for (const handler of [...sockets.open()]) handler.restart();
       server.closeIdleConnections();
       const grace = setTimeout(() => {
-        for (const ws of nodeWs.wss.clients) ws.terminate();
+        for (const ws of sockets.wss.clients) ws.terminate();
         server.closeAllConnections();
       }, config.SHUTDOWN_GRACE_MS);
       await closed;

@@ -45,7 +45,8 @@ const MAX_ENDED_CURSORS = 256;
  * only then lets live events pass again. It never sends past a gap and never sends a seq twice.
  */
 export class ClientConnection {
-  private readonly cursors = new Map<string, Cursor>();
+  /** Made with the first stream: an idle socket has none (docs/benchmarks.md). */
+  private cursors: Map<string, Cursor> | undefined;
   private ended = 0;
   private closed = false;
 
@@ -59,11 +60,11 @@ export class ClientConnection {
 
   /** A live event from the session channel. */
   deliver(message: ChannelMessage): void {
-    let cursor = this.cursors.get(message.streamId);
+    let cursor = this.cursors?.get(message.streamId);
     if (!cursor) {
       // A stream this socket has not seen: it is sent from its beginning, so nothing of it is skipped.
       cursor = { last: -1, held: undefined, filling: false, done: false };
-      this.cursors.set(message.streamId, cursor);
+      this.cursorMap().set(message.streamId, cursor);
     }
     if (cursor.held) {
       cursor.held.push(message);
@@ -85,10 +86,10 @@ export class ClientConnection {
    * so none is sent from the wrong place while the ownership check and the history read run.
    */
   prepareResume(streamId: string, afterSeq: number | undefined): void {
-    let cursor = this.cursors.get(streamId);
+    let cursor = this.cursors?.get(streamId);
     if (!cursor) {
       cursor = { last: afterSeq ?? -1, held: undefined, filling: false, done: false };
-      this.cursors.set(streamId, cursor);
+      this.cursorMap().set(streamId, cursor);
     } else if (afterSeq !== undefined && afterSeq > cursor.last) {
       cursor.last = afterSeq;
     }
@@ -97,13 +98,13 @@ export class ClientConnection {
 
   /** Forgets a prepared resume that turned out not to be this session's stream. */
   abandonResume(streamId: string): void {
-    const cursor = this.cursors.get(streamId);
-    if (cursor && !cursor.filling) this.cursors.delete(streamId);
+    const cursor = this.cursors?.get(streamId);
+    if (cursor && !cursor.filling) this.cursors?.delete(streamId);
   }
 
   /** A prepared resume that could not run (Redis away): stop holding, or fill what was held meanwhile. */
   releaseResume(streamId: string): void {
-    const cursor = this.cursors.get(streamId);
+    const cursor = this.cursors?.get(streamId);
     if (!cursor || cursor.filling) return;
     if (cursor.held && cursor.held.length > 0) void this.fill(streamId, cursor);
     else cursor.held = undefined;
@@ -112,13 +113,14 @@ export class ClientConnection {
   /** A client's resume request; the caller has checked the stream belongs to this session. */
   resume(streamId: string, afterSeq: number | undefined): Promise<void> {
     this.prepareResume(streamId, afterSeq);
-    const cursor = this.cursors.get(streamId)!;
+    const cursor = this.cursors!.get(streamId)!;
     if (cursor.filling) return Promise.resolve(); // the running read sends everything after `last`
     return this.fill(streamId, cursor);
   }
 
   /** After the node's subscription was restored: events may have been missed, so every open stream catches up. */
   catchUp(): void {
+    if (!this.cursors) return;
     for (const [streamId, cursor] of this.cursors) {
       if (cursor.done || cursor.filling) continue;
       void this.fill(streamId, cursor);
@@ -127,6 +129,11 @@ export class ClientConnection {
 
   markClosed(): void {
     this.closed = true;
+  }
+
+  private cursorMap(): Map<string, Cursor> {
+    if (!this.cursors) this.cursors = new Map();
+    return this.cursors;
   }
 
   private async fill(streamId: string, cursor: Cursor): Promise<void> {
@@ -242,7 +249,7 @@ export class ClientConnection {
   }
 
   private forgetEnded(): void {
-    if (++this.ended <= MAX_ENDED_CURSORS) return;
+    if (++this.ended <= MAX_ENDED_CURSORS || !this.cursors) return;
     for (const [streamId, cursor] of this.cursors) {
       if (!cursor.done) continue;
       this.cursors.delete(streamId);

@@ -9,7 +9,7 @@ import {
   type ResumePoint,
 } from "@chatgrid/protocol";
 import type { GatewayMetrics } from "../metrics";
-import { ClientConnection, type Transport } from "./client-connection";
+import { ClientConnection, type ConnectionCounters, type Transport } from "./client-connection";
 import { TokenBucket } from "./frame-rate";
 import type { SessionHub } from "./session-hub";
 
@@ -50,17 +50,62 @@ const MAX_BAD_FRAMES = 5;
 /** The WebSocket "try again later" code, used when Redis is away during hello. */
 const TRY_AGAIN_LATER = 1013;
 
-function transportOf(ws: SocketLike): Transport {
-  return {
-    send: (frame) => ws.send(frame),
-    close: (code, reason) => ws.close(code, reason),
-    get bufferedAmount() {
-      return ws.bufferedAmount;
-    },
-    get open() {
-      return ws.readyState === OPEN;
-    },
-  };
+/**
+ * What a connection uses of its socket and of the gateway: the socket as its transport, and the counters. Methods
+ * on the prototype, so a socket pays for one small object, not a closure per callback.
+ */
+class SocketBinding implements Transport, ConnectionCounters {
+  constructor(
+    private readonly ws: SocketLike,
+    private readonly deps: SocketHandlerDeps,
+    private readonly sessionId: string,
+  ) {}
+
+  send(frame: string): void {
+    this.ws.send(frame);
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  get open(): boolean {
+    return this.ws.readyState === OPEN;
+  }
+
+  delivered(count: number): void {
+    this.deps.metrics.chunksDelivered.inc(count);
+  }
+
+  replayed(count: number): void {
+    if (count > 0) this.deps.metrics.replayedEvents.inc(count);
+  }
+
+  gapFilled(): void {
+    this.deps.metrics.gapsFilled.inc();
+  }
+
+  snapshot(): void {
+    this.deps.metrics.snapshotsSent.inc();
+  }
+
+  slowConsumer(): void {
+    this.deps.metrics.slowConsumerCloses.inc();
+    this.deps.events.emit({
+      type: "socket.slow_consumer_closed",
+      sessionId: this.sessionId,
+      bufferedBytes: this.ws.bufferedAmount,
+    });
+  }
+
+  historyFailed(streamId: string, error: unknown): void {
+    this.deps.metrics.historyReadFailures.inc();
+    this.deps.log.warn({ err: error, sessionId: this.sessionId, streamId }, "history read failed");
+  }
 }
 
 /**
@@ -68,27 +113,33 @@ function transportOf(ws: SocketLike): Transport {
  * schemas. Frames are handled one after another, so a resume sent right behind hello waits for the welcome.
  * Limits (docs/protocol.md "WebSocket"): frames per second, resumed streams per second, sockets per session, and
  * new sessions per client address.
+ *
+ * An idle socket holds only what it needs (docs/benchmarks.md): `deps` is shared by every socket, the hello timer is
+ * let go once hello came, the resume bucket exists from the first resumed stream on (a bucket made then is as full
+ * as one made with the socket), and a settled frame queue is dropped.
  */
 export class SocketHandler {
   private connection: ClientConnection | undefined;
-  private readonly helloTimer: NodeJS.Timeout;
-  private queue: Promise<void> = Promise.resolve();
+  private helloTimer: NodeJS.Timeout | undefined;
+  /** The frames being handled, in order; undefined when none is. */
+  private queue: Promise<void> | undefined;
   private badFrames = 0;
   private readonly frames: TokenBucket;
   /** Each resumed stream costs a meta read and a history read: charged per entry, not per frame. */
-  private readonly resumes: TokenBucket;
+  private resumes: TokenBucket | undefined;
   /** No frame is handled any more (we closed, or the socket is gone). */
   private closed = false;
   /** onClose ran: the socket is accounted for exactly once, however it ended. */
   private ended = false;
+  private readonly address: string;
 
   constructor(
     private readonly ws: SocketLike,
     private readonly deps: SocketHandlerDeps,
-    private readonly client: { address: string },
+    client: { address: string },
   ) {
+    this.address = client.address;
     this.frames = new TokenBucket(deps.framesPerSecond, deps.frameBurst);
-    this.resumes = new TokenBucket(deps.resumesPerSecond, MAX_RESUME_STREAMS);
     this.helloTimer = setTimeout(() => this.close(CloseCode.helloTimeout, "no hello in time"), deps.helloTimeoutMs);
     deps.metrics.socketsOpen.inc();
   }
@@ -104,7 +155,7 @@ export class SocketHandler {
     this.badFrames = 0;
     const entries =
       frame.type === "resume" ? frame.streams.length : frame.type === "hello" ? (frame.resume?.length ?? 0) : 0;
-    if (entries > 0 && !this.resumes.take(entries)) {
+    if (entries > 0 && !this.resumeBucket().take(entries)) {
       // Refused before any Redis read: the frame that does not fit is not served in part.
       this.deps.metrics.limitRefusals.inc({ limit: "resume_rate" });
       this.close(CloseCode.rateLimited, "too many resumed streams");
@@ -112,12 +163,16 @@ export class SocketHandler {
     }
     // Hold live events of resumed streams from this moment, before any await (see prepareResume).
     if (frame.type === "resume") for (const p of frame.streams) this.connection?.prepareResume(p.streamId, p.afterSeq);
-    this.queue = this.queue
+    const queued: Promise<void> = (this.queue ?? Promise.resolve())
       .then(() => this.handle(frame))
       .catch((error: unknown) => {
         this.deps.log.error({ err: error, sessionId: this.connection?.sessionId }, "socket frame failed");
         this.sendError(ErrorCode.internal, "internal error");
+      })
+      .then(() => {
+        if (this.queue === queued) this.queue = undefined;
       });
+    this.queue = queued;
   }
 
   /** The socket is gone (whoever closed it, before or after hello): called once per socket by the server. */
@@ -125,7 +180,7 @@ export class SocketHandler {
     if (this.ended) return;
     this.ended = true;
     this.closed = true;
-    clearTimeout(this.helloTimer);
+    this.stopHelloTimer();
     if (this.connection) {
       this.connection.markClosed();
       this.deps.hub.leave(this.connection);
@@ -139,6 +194,16 @@ export class SocketHandler {
   /** Graceful shutdown: 1012 tells the client to reconnect at once and resume elsewhere. */
   restart(): void {
     this.close(CloseCode.serviceRestart, "gateway restarting");
+  }
+
+  private resumeBucket(): TokenBucket {
+    if (!this.resumes) this.resumes = new TokenBucket(this.deps.resumesPerSecond, MAX_RESUME_STREAMS);
+    return this.resumes;
+  }
+
+  private stopHelloTimer(): void {
+    clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
   }
 
   private close(code: number, reason: string): void {
@@ -202,7 +267,7 @@ export class SocketHandler {
   }
 
   private async hello(token: string | undefined, resume: ResumePoint[]): Promise<void> {
-    clearTimeout(this.helloTimer);
+    this.stopHelloTimer();
     let sessionId: string;
     let sessionToken: string;
     let connection: ClientConnection;
@@ -214,7 +279,7 @@ export class SocketHandler {
         sessionToken = token;
       } else {
         // A new session costs Redis memory for days: bounded per address, like POST /api/sessions.
-        const decision = await this.deps.sessionCreateLimiter.check(this.client.address);
+        const decision = await this.deps.sessionCreateLimiter.check(this.address);
         if (this.closed) return;
         if (!decision.allowed) {
           return this.refuse(
@@ -238,26 +303,8 @@ export class SocketHandler {
           "too many sockets for this session",
         );
       }
-      connection = new ClientConnection(sessionId, transportOf(this.ws), this.deps.streams, this.deps.sendBufferBytes, {
-        delivered: (n) => this.deps.metrics.chunksDelivered.inc(n),
-        replayed: (n) => {
-          if (n > 0) this.deps.metrics.replayedEvents.inc(n);
-        },
-        gapFilled: () => this.deps.metrics.gapsFilled.inc(),
-        snapshot: () => this.deps.metrics.snapshotsSent.inc(),
-        slowConsumer: () => {
-          this.deps.metrics.slowConsumerCloses.inc();
-          this.deps.events.emit({
-            type: "socket.slow_consumer_closed",
-            sessionId,
-            bufferedBytes: this.ws.bufferedAmount,
-          });
-        },
-        historyFailed: (streamId, error) => {
-          this.deps.metrics.historyReadFailures.inc();
-          this.deps.log.warn({ err: error, sessionId, streamId }, "history read failed");
-        },
-      });
+      const binding = new SocketBinding(this.ws, this.deps, sessionId);
+      connection = new ClientConnection(sessionId, binding, this.deps.streams, this.deps.sendBufferBytes, binding);
       this.connection = connection;
       for (const point of resume) connection.prepareResume(point.streamId, point.afterSeq);
       await this.deps.hub.join(connection);
