@@ -559,3 +559,23 @@ describe("StreamRun: context budget", () => {
     expect(provider.requests[1]).toEqual([{ role: "user", content: "y".repeat(200) }]);
   });
 });
+
+describe("StreamRun: the first token", () => {
+  it("writes the first text at once and coalesces the ones after it, with the same text", async () => {
+    const store = makeStore();
+    const stream = await claimedStream(store, "first token first");
+    const provider = scripted(async function* () {
+      for (const text of ["Hello", ",", " world"]) yield { type: "token", text };
+      yield { type: "finish", finishReason: "stop" };
+    });
+    // A window far longer than the test: only the first text may go out before the final drain.
+    const { run } = harness(stream.streamId, provider, store, { coalesceMs: 60_000 });
+    await run.run(false);
+    const { text, frames } = await outcome(store, stream.streamId);
+    expect(text).toBe("Hello, world");
+    const chunks = frames
+      .map((f) => JSON.parse(f) as { type: string; delta?: string })
+      .filter((f) => f.type === "chunk");
+    expect(chunks.map((c) => c.delta)).toEqual(["Hello", ", world"]);
+  });
+});

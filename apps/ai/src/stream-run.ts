@@ -1,5 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ConversationStore, Logger, SlotKeys, StreamEventInput, StreamStore } from "@chatgrid/broker";
+import type {
+  ConversationStore,
+  Logger,
+  PromptMessage,
+  SlotKeys,
+  StreamEventInput,
+  StreamStore,
+} from "@chatgrid/broker";
 import type { EventProducer } from "@chatgrid/events";
 import { ErrorCode, type Usage } from "@chatgrid/protocol";
 import { Coalescer } from "./coalescer";
@@ -102,6 +109,13 @@ export class StreamRun {
       /** Characters of the stored text: after a seamless takeover, what the earlier attempts wrote counts too. */
       let written = 0;
       let mode: "fresh" | "continued" | "restarted" = "fresh";
+      // The prompt is read while `start` is written: neither needs the other, and the first token waits for both
+      // (docs/benchmarks.md, "Scenarios"). A read that failed early (Redis away meanwhile) is read again once the
+      // writes before it went through, where it used to be read; a failure then surfaces in answer().
+      const readPrompt = () =>
+        this.deps.conversations.promptUpTo(meta.conversationId, meta.userMessageId, this.deps.limits.context);
+      const early = readPrompt();
+      early.catch(() => undefined);
       if (this.seq < 0) {
         await this.append(this.startEvent(meta.conversationId, meta.messageId));
       } else if (Date.now() >= deadline) {
@@ -120,7 +134,9 @@ export class StreamRun {
       this.deps.events.emit({ type: "stream.started", ...this.ids(), aiNode: this.deps.node, mode });
       const active = new Coalescer(this.deps.coalesceMs, (delta) => this.appendChunk(delta));
       coalescer = active;
-      const finish = await this.answer(meta.conversationId, meta.userMessageId, deadline, skip, written, active);
+      const prompt = early.catch(() => readPrompt());
+      prompt.catch(() => undefined);
+      const finish = await this.answer(prompt, deadline, skip, written, active);
       await active.drain();
       await this.append({
         kind: "done",
@@ -152,8 +168,7 @@ export class StreamRun {
    * `deadline`. A bound aborts the provider request and ends the answer with the text it has.
    */
   private async answer(
-    conversationId: string,
-    userMessageId: string,
+    promptRead: Promise<PromptMessage[]>,
     deadline: number,
     skipChars: number,
     writtenChars: number,
@@ -169,9 +184,10 @@ export class StreamRun {
     let skip = skipChars;
     let written = writtenChars;
     let tokens = 0;
+    let first = true;
     let finish: AnswerFinish | undefined;
     try {
-      const prompt = await this.deps.conversations.promptUpTo(conversationId, userMessageId, limits.context);
+      const prompt = await promptRead;
       for await (const event of this.deps.provider.stream({ messages: prompt, signal: this.controller.signal })) {
         if (event.type === "finish") {
           finish = { finishReason: event.finishReason, ...(event.usage ? { usage: event.usage } : {}) };
@@ -198,6 +214,12 @@ export class StreamRun {
         }
         written += text.length;
         coalescer.push(text);
+        // The first text goes out at once, not after the coalescing window: it is what the user waits for
+        // (docs/architecture.md invariant 9 holds: the same text, in order).
+        if (first && text.length > 0) {
+          first = false;
+          coalescer.flush();
+        }
         // Backpressure: a slow Redis slows the provider loop instead of growing a queue.
         if (coalescer.backlog > 8) await coalescer.settled();
       }
