@@ -102,3 +102,86 @@ export interface PublisherReport {
   lagP99Ms: number;
   lagMaxMs: number;
 }
+
+// The scenarios (docs/benchmarks.md, "Scenarios"): bench/chat-clients.ts speaks the whole protocol (REST through
+// nginx, the WebSocket with hello and resume) from source addresses of its own, for bench/failover.ts and
+// bench/first-token.ts.
+
+export const SCENARIOS = ["failover", "first-token", "redis-floor"] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+export const isScenario = (name: string): name is ScenarioName => (SCENARIOS as readonly string[]).includes(name);
+
+export interface ChatOpenRequest {
+  /** nginx's public entry, `http://127.0.0.1:<port>`. */
+  entry: string;
+  /** One socket per address (127.0.S.H: nginx's ip_hash keys on 127.0.S, its per-address limits on the whole). */
+  addresses: string[];
+}
+
+/** Where each socket landed: the gateway of its welcome, and its session. */
+export interface ChatOpened {
+  address: string;
+  node: string;
+  sessionId: string;
+}
+
+export interface ChatStartRequest {
+  /** `[demo:tokens=N]` is added in front; every socket's prompt is `<prompt> <address>`. */
+  prompt: string;
+  tokens: number;
+  /** Chats are sent this many at a time per client process. */
+  concurrency: number;
+}
+
+/** One socket's stream as its client saw it, across the gateway's death and its resume. */
+export interface FailoverStreamReport {
+  address: string;
+  streamId: string;
+  prompt: string;
+  nodeBefore: string;
+  /** The gateway of the welcome after the reconnect (undefined: never lost its socket). */
+  nodeAfter?: string;
+  /** nowMs() of: the socket's close, each reconnect attempt, the welcome, the first event after afterSeq. */
+  closedAt?: number;
+  closeCode?: number;
+  attemptsAt: number[];
+  welcomeAt?: number;
+  resumedAt?: number;
+  afterSeq?: number;
+  /** The first seq the new socket delivered (afterSeq + 1 when nothing was lost). */
+  firstSeqAfter?: number;
+  lastSeq: number;
+  text: string;
+  done?: { seq: number; finishReason: string; completionTokens?: number };
+  /** Seqs out of order, repeated or skipped, events after done. */
+  violations: string[];
+  errors: string[];
+}
+
+export interface FirstTokenScheduleRequest {
+  /** nowMs() of the first chat; chat k is sent at t0 + k × intervalMs. */
+  t0: number;
+  intervalMs: number;
+  /** Chat k of the whole schedule; each client process gets the ks of its own sockets. */
+  chats: { k: number; socket: number }[];
+  /** Chats below this k are the warm-up: sent and checked, not measured. */
+  measuredFrom: number;
+  prompt: string;
+  tokens: number;
+}
+
+/** Per chat, nowMs() of each step; `sentAt` is just before the request's bytes go out. */
+export interface FirstTokenChat {
+  k: number;
+  status: number;
+  streamId?: string;
+  sentAt: number;
+  acceptedAt?: number;
+  startAt?: number;
+  firstChunkAt?: number;
+  doneAt?: number;
+  finishReason?: string;
+  /** How late the client sent the chat against its schedule (ms). */
+  lagMs: number;
+  violations: string[];
+}

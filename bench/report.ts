@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { REPO_ROOT } from "../infra/runner";
 import { type Aggregate, type BenchResults, MAIN_COMMAND, P99_LIMIT_MS, type PointResult } from "./harness";
 import { SYSTEM_LABELS, type SystemName } from "./protocol";
-import type { Summary } from "./stats";
+import type { FloorVariant } from "./redis-floor";
+import type { RunResults } from "./scenarios";
+import { type Summary, summarize } from "./stats";
 import { type BarGroup, type LineSeries, lineChart, stackedBarChart } from "./svg";
 
 export const MARKER_START = "<!-- bench:results:start -->";
@@ -55,9 +57,9 @@ function environmentLine(results: BenchResults): string {
 function loadsTable(results: BenchResults): string[] {
   const o = results.options;
   const lines = [
-    `Fixed loads at ${o.rate} chunks/s per stream, one stream per socket, ${o.warmupSeconds} s warm-up then ${o.seconds} s measured; medians of ${o.repeats} repeat${o.repeats === 1 ? "" : "s"} [range]. CPU in µs per delivered chunk (publisher: per published chunk); Redis µs/call is Redis's own time (INFO commandstats) for the command each chunk costs; other work is the machine's CPU (% of one core) that none of the benchmark's processes used during the window.`,
+    `Fixed loads at ${o.rate} chunks/s per stream, one stream per socket, ${o.warmupSeconds} s warm-up then ${o.seconds} s measured; medians of ${o.repeats} repeat${o.repeats === 1 ? "" : "s"} [range]. CPU in µs per delivered chunk (publisher: per published chunk); Redis µs (commandstats) is Redis's own time (INFO commandstats) per chunk in the command that carries it (chatgrid's append script carries several chunks per call); other work is the machine's CPU (% of one core) that none of the benchmark's processes used during the window.`,
     "",
-    "| load | system | delivered/s | lost / dup | p50 ms | p99 ms | max ms | stall ms | relay µs | nginx µs | Redis µs (/proc) | Redis µs/call | publisher µs | other work % | passes |",
+    "| load | system | delivered/s | lost / dup | p50 ms | p99 ms | max ms | stall ms | relay µs | nginx µs | Redis µs (/proc) | Redis µs (commandstats) | publisher µs | other work % | passes |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const streams of o.loads) {
@@ -66,7 +68,7 @@ function loadsTable(results: BenchResults): string[] {
       if (!a) continue;
       const m = a.metrics;
       lines.push(
-        `| ${num(streams)} × ${o.rate}/s | ${SYSTEM_LABELS[system]} | ${range(m.deliveredPerSecond)} | ${num(m.lost!.max)} / ${num(m.duplicated!.max)} | ${range(m.p50)} | ${range(m.p99)} | ${range(m.max)} | ${range(m.stall)} | ${range(m["cpu.relay"])} | ${range(m["cpu.nginx"])} | ${range(m["cpu.redis"])} | ${range(m.redisMainUsecPerCall)} (${MAIN_COMMAND[system]}) | ${range(m["cpu.publisher"])} | ${range(m.othersPercent)} | ${a.pass ? "yes" : "**no**"} |`,
+        `| ${num(streams)} × ${o.rate}/s | ${SYSTEM_LABELS[system]} | ${range(m.deliveredPerSecond)} | ${num(m.lost!.max)} / ${num(m.duplicated!.max)} | ${range(m.p50)} | ${range(m.p99)} | ${range(m.max)} | ${range(m.stall)} | ${range(m["cpu.relay"])} | ${range(m["cpu.nginx"])} | ${range(m["cpu.redis"])} | ${range(m.redisMainUsecPerChunk)} (${MAIN_COMMAND[system]}) | ${range(m["cpu.publisher"])} | ${range(m.othersPercent)} | ${a.pass ? "yes" : "**no**"} |`,
       );
     }
   }
@@ -182,31 +184,133 @@ function targetsTable(results: BenchResults): string[] {
 }
 
 /** The generated section of docs/benchmarks.md (without the markers). `figures` is the SVGs' dir, relative. */
-export function renderMarkdown(results: BenchResults, figures: string): string {
+export function renderMarkdown(results: RunResults, figures: string): string {
+  const compared = results.points.length > 0;
   const sections = [
     environmentLine(results),
     "",
-    `![p99 against load](${figures}/p99-vs-load.svg)`,
+    ...(compared
+      ? [
+          `![p99 against load](${figures}/p99-vs-load.svg)`,
+          "",
+          ...loadsTable(results),
+          "",
+          `![CPU per chunk per process](${figures}/cpu-per-chunk.svg)`,
+          "",
+          ...kneeTable(results),
+          "",
+          ...memoryTable(results),
+          "",
+          `![Memory per idle socket](${figures}/memory-per-socket.svg)`,
+          "",
+          ...redisCommandsTable(results),
+          "",
+          ...targetsTable(results),
+        ]
+      : []),
     "",
-    ...loadsTable(results),
-    "",
-    `![CPU per chunk per process](${figures}/cpu-per-chunk.svg)`,
-    "",
-    ...kneeTable(results),
-    "",
-    ...memoryTable(results),
-    "",
-    `![Memory per idle socket](${figures}/memory-per-socket.svg)`,
-    "",
-    ...redisCommandsTable(results),
-    "",
-    ...targetsTable(results),
+    ...scenarioTables(results),
   ];
   return `${sections
     .join("\n")
     .replace(/\n{3,}/g, "\n\n")
     .trim()}\n`;
 }
+
+/** `median [min–max]` over the scenario's runs. */
+const over = <T>(runs: T[], f: (run: T) => number) => range(summarize(runs.map(f)));
+const yes = (pass: boolean) => (pass ? "yes" : "**no**");
+
+/** The scenarios' tables: one row per run, a row of medians [range], and each target against it. */
+export function scenarioTables(results: RunResults): string[] {
+  const lines: string[] = [];
+  const failover = results.scenarios?.failover;
+  if (failover && failover.runs.length > 0) {
+    const o = failover.options;
+    const runs = failover.runs;
+    lines.push(
+      `Failover: ${num(o.streams)} sockets from ${num(o.streams)} addresses over ${o.subnets} /24s through nginx (ip_hash), ${o.gateways} gateways, ${o.aiNodes} AI nodes, each socket watching one answer of ${o.tokens} demo tokens at ${o.tokensPerSecond}/s; gateway-1 SIGKILLed once every stream is past seq 3; its clients reconnect through nginx with the web client's policy and resume. Times in ms from the kill: the client saw its socket close, had its new welcome, and the first event after its resume point. Redis commands per resume: INFO commandstats over the resume (from the kill to the last client's first resumed event) for the commands nothing ran in the ${o.baselineMs / 1000} s before the kill, so only the resumes issue them. Other work: the machine's CPU (% of one core) that none of the scenario's processes used, from the kill to the last resume.`,
+      "",
+      "| run | on killed / other gateway | resumed | close p99 | welcome p50 / p99 | resume p50 | resume p99 | resume max | attempts (max) | gateway CPU ms per resume | Redis commands per resume | seq violations / resume gaps | texts differ | other work % | passes |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    );
+    for (const r of runs) {
+      lines.push(
+        `| ${r.repeat} | ${r.onVictim} / ${r.onOthers} | ${r.resumed} | ${num(r.closeMs.p99)} | ${num(r.welcomeMs.p50)} / ${num(r.welcomeMs.p99)} | ${num(r.resumeMs.p50)} | ${num(r.resumeMs.p99)} | ${num(r.resumeMs.max)} | ${r.attemptsMax} | ${num(r.survivorCpuMsPerResume)} | ${num(r.redis.commandsPerResume)} | ${r.violations} / ${r.resumeGaps} | ${r.textMismatches} | ${num(r.cpuPercent.othersOnMachine)} | ${yes(r.pass)} |`,
+      );
+    }
+    if (runs.length > 1)
+      lines.push(
+        `| median [range] | ${over(runs, (r) => r.onVictim)} / ${over(runs, (r) => r.onOthers)} | ${over(runs, (r) => r.resumed)} | ${over(runs, (r) => r.closeMs.p99)} | ${over(runs, (r) => r.welcomeMs.p50)} / ${over(runs, (r) => r.welcomeMs.p99)} | ${over(runs, (r) => r.resumeMs.p50)} | ${over(runs, (r) => r.resumeMs.p99)} | ${over(runs, (r) => r.resumeMs.max)} | ${over(runs, (r) => r.attemptsMax)} | ${over(runs, (r) => r.survivorCpuMsPerResume)} | ${over(runs, (r) => r.redis.commandsPerResume)} | | | ${over(runs, (r) => r.cpuPercent.othersOnMachine)} | |`,
+      );
+    const middle = [...runs].sort((a, b) => a.resumeMs.max - b.resumeMs.max)[Math.floor(runs.length / 2)]!;
+    const rows = Object.entries(middle.redis.commands)
+      .filter(([, c]) => Math.abs(c.perResume) >= 0.05)
+      .sort((a, b) => b[1].perResume - a[1].perResume);
+    lines.push(
+      "",
+      `Redis commands per resume, run ${middle.repeat} (${middle.resumed} resumes in a window of ${num(middle.redis.windowMs)} ms). Commands a script runs count under their own names too. The AI nodes' appends and lease renewals go on meanwhile: the commands they run are their baseline ± its noise (net ${num(middle.redis.sharedNetPerResume)} per resume), and are not counted in the resume's figure.`,
+      "",
+      "| command | calls in the window | at the baseline rate | per resume |",
+      "| --- | --- | --- | --- |",
+      ...rows.map(([name, c]) => `| ${name} | ${num(c.window)} | ${num(c.baseline)} | ${num(c.perResume)} |`),
+      "",
+      "| target | this run |",
+      "| --- | --- |",
+      `| every client of the killed gateway resumed within ${failover.targetMs / 1000} s | ${runs.every((r) => r.resumed === r.onVictim) ? "all resumed" : "**not all resumed**"}; slowest ${over(runs, (r) => r.resumeMs.max)} ms; ${yes(runs.every((r) => r.resumed === r.onVictim && r.resumeMs.max <= failover.targetMs))} |`,
+      `| nothing lost or repeated (seqs, final text against the stored answer and the demo's text) | ${runs.reduce((s, r) => s + r.violations + r.resumeGaps + r.textMismatches + r.notDone, 0)} problems over ${runs.reduce((s, r) => s + r.checked, 0)} streams; ${yes(runs.every((r) => r.violations + r.resumeGaps + r.textMismatches + r.notDone === 0))} |`,
+      `| Redis reads per resume bounded | ${over(runs, (r) => r.redis.commandsPerResume)} commands per resume (time to resume p50 ${over(runs, (r) => r.resumeMs.p50)}, p99 ${over(runs, (r) => r.resumeMs.p99)} ms) |`,
+    );
+  }
+  const first = results.scenarios?.firstToken;
+  if (first && first.runs.length > 0) {
+    const o = first.options;
+    const runs = first.runs;
+    if (lines.length > 0) lines.push("");
+    lines.push(
+      `First token: ${o.rate} new chats per second, evenly spread, ${o.warmupSeconds} s warm-up then ${o.seconds} s measured, each a new conversation of one of ${o.sockets} sessions (each from its own address, its WebSocket open beforehand) through nginx to ${o.gateways} gateways and ${o.aiNodes} AI nodes (demo model, ${o.tokens} tokens at ${o.tokensPerSecond}/s). Added time = POST sent → first chunk on the WebSocket, less the demo provider's own time to its first token (measured in-process: ${over(runs, (r) => r.providerMs * 1000)} µs). Times in ms from the POST: its 202, the stream's start frame; and start → first chunk.`,
+      "",
+      "| run | chats | added p50 | added p99 | added max | 202 p50 / p99 | start p50 / p99 | start → chunk p50 / p99 | failed | send lag p99 | other work % | passes |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    );
+    for (const r of runs) {
+      lines.push(
+        `| ${r.repeat} | ${r.chats} | ${num(r.addedMs.p50)} | ${num(r.addedMs.p99)} | ${num(r.addedMs.max)} | ${num(r.acceptedMs.p50)} / ${num(r.acceptedMs.p99)} | ${num(r.startMs.p50)} / ${num(r.startMs.p99)} | ${num(r.startToChunkMs.p50)} / ${num(r.startToChunkMs.p99)} | ${r.failed} | ${num(r.sendLagMs.p99)} | ${num(r.othersPercent)} | ${yes(r.pass)} |`,
+      );
+    }
+    if (runs.length > 1)
+      lines.push(
+        `| median [range] | ${over(runs, (r) => r.chats)} | ${over(runs, (r) => r.addedMs.p50)} | ${over(runs, (r) => r.addedMs.p99)} | ${over(runs, (r) => r.addedMs.max)} | ${over(runs, (r) => r.acceptedMs.p50)} / ${over(runs, (r) => r.acceptedMs.p99)} | ${over(runs, (r) => r.startMs.p50)} / ${over(runs, (r) => r.startMs.p99)} | ${over(runs, (r) => r.startToChunkMs.p50)} / ${over(runs, (r) => r.startToChunkMs.p99)} | ${over(runs, (r) => r.failed)} | ${over(runs, (r) => r.sendLagMs.p99)} | ${over(runs, (r) => r.othersPercent)} | |`,
+      );
+    lines.push(
+      "",
+      "| target | this run |",
+      "| --- | --- |",
+      `| time added to the first token ≤ ${first.targetMs} ms p99 at ${o.rate} new chats/s | ${over(runs, (r) => r.addedMs.p99)} ms; ${yes(runs.every((r) => r.addedMs.p99 <= first.targetMs && r.failed === 0))} |`,
+    );
+  }
+  const floor = results.scenarios?.redisFloor;
+  if (floor && floor.variants.length > 0) {
+    const o = floor.options;
+    if (lines.length > 0) lines.push("");
+    lines.push(
+      `Redis per chunk, by what it does (bench/redis-floor.ts): one Redis as the runner runs it (AOF everysec), ${num(o.streams)} streams at ${o.rate} chunks/s for ${o.seconds} s per variant, one subscriber on every stream's channel, each variant on a fresh Redis, ${o.rounds} rounds; Redis's CPU per chunk from its own accounting (INFO cpu), median [range].`,
+      "",
+      "| what Redis does per chunk | Redis µs per chunk |",
+      "| --- | --- |",
+      ...floor.variants.map((v) => `| ${FLOOR_LABELS[v.variant]} | ${num(v.median)} [${num(v.min)}–${num(v.max)}] |`),
+    );
+  }
+  return lines;
+}
+
+const FLOOR_LABELS: Record<FloorVariant, string> = {
+  publish: "PUBLISH only (the bare relay's and the Socket.IO emitter's cost)",
+  "xadd+publish":
+    "XADD to the stream's history + PUBLISH, pipelined, no script and no checks (the least a kept, delivered chunk costs)",
+  "script, 1 per call": "chatgrid's chunk script, one chunk per call (fence, seq, history, text, publish)",
+  "script, batched": "chatgrid's chunk script, the chunks of one turn of the event loop per call (the AI node's path)",
+};
 
 function p99Figure(results: BenchResults): string {
   const series: LineSeries[] = ordered(results).map((system) => {
@@ -307,14 +411,17 @@ export interface WrittenRun {
 }
 
 /** Writes `<dir>/<stamp>.json`, `<stamp>.md` and `<stamp>-figures/*.svg`. */
-export function writeRun(results: BenchResults, dir = RESULTS_DIR): WrittenRun {
+export function writeRun(results: RunResults, dir = RESULTS_DIR): WrittenRun {
   mkdirSync(dir, { recursive: true });
   const base = join(dir, stamp(results.startedAt));
   const json = `${base}.json`;
   writeFileSync(json, `${JSON.stringify(results, null, 1)}\n`);
   const figureDir = `${base}-figures`;
-  mkdirSync(figureDir, { recursive: true });
-  const figures = Object.entries(renderFigures(results)).map(([name, svg]) => {
+  // The comparison's figures (a run of the scenarios alone has none).
+  const rendered: Partial<Record<(typeof FIGURES)[number], string>> =
+    results.points.length > 0 ? renderFigures(results) : {};
+  if (Object.keys(rendered).length > 0) mkdirSync(figureDir, { recursive: true });
+  const figures = Object.entries(rendered).map(([name, svg]) => {
     const file = join(figureDir, name);
     writeFileSync(file, svg);
     return file;
@@ -345,7 +452,7 @@ export function replaceSection(markdown: string, section: string): string {
 }
 
 /** Writes a run's figures into docs/benchmarks/ and its tables into docs/benchmarks.md, between the markers. */
-export function updateDocs(results: BenchResults, docsFile = DOCS_FILE, figuresDir = DOCS_FIGURES): string[] {
+export function updateDocs(results: RunResults, docsFile = DOCS_FILE, figuresDir = DOCS_FIGURES): string[] {
   mkdirSync(figuresDir, { recursive: true });
   const written = Object.entries(renderFigures(results)).map(([name, svg]) => {
     const file = join(figuresDir, name);

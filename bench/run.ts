@@ -9,20 +9,32 @@
  *   npm run bench -- --systems bare,chatgrid --loads 500 --repeats 1 --seconds 5 --no-knee --idle 0
  *   npm run bench -- --docs [results.json]     write a run's tables and figures into docs/benchmarks.md
  *   npm run bench -- --profile [--loads 500]   chatgrid's gateway under --cpu-prof, summarised
+ *   npm run bench -- --scenarios failover,first-token   only the scenarios (gateway failover, first token)
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO_ROOT } from "../infra/runner";
-import { type BenchOptions, type BenchResults, runBench, smokeProblems } from "./harness";
+import { type BenchOptions, runBench, smokeProblems } from "./harness";
 import { profileMarkdown, summarizeProfile } from "./profile";
-import { isSystem, SYSTEMS, type SystemName } from "./protocol";
+import { isScenario, isSystem, SCENARIOS, type ScenarioName, SYSTEMS, type SystemName } from "./protocol";
 import { latestResults, RESULTS_DIR, renderMarkdown, stamp, updateDocs, writeRun } from "./report";
+import {
+  type RunResults,
+  runScenarios,
+  SCENARIO_DEFAULTS,
+  SCENARIO_SMOKE,
+  type ScenarioOptions,
+  scenarioSmokeProblems,
+} from "./scenarios";
 import { SMOKE_OPTIONS } from "./smoke";
 
 const USAGE = `npm run bench -- [--smoke] [--systems bare,socketio,chatgrid] [--loads 500,1000,1500] [--rate 20]
                  [--repeats 3] [--seconds 10] [--warmup 3] [--idle 5000] [--no-knee] [--knee-seconds 6]
                  [--knee-probes 4] [--knee-max 4000] [--clients 2] [--out DIR] [--write-docs]
+                 [--scenarios failover,first-token,redis-floor|none] [--scenario-repeats 3] [--failover-streams 500]
+                 [--first-token-rate 50] [--first-token-seconds 15]
+       npm run bench -- --scenarios failover,first-token   (only the scenarios; --systems too: both)
        npm run bench -- --docs [results.json]
        npm run bench -- --profile [--loads 500] [--seconds 10]`;
 
@@ -61,6 +73,11 @@ async function main(): Promise<void> {
       "knee-max": { type: "string" },
       clients: { type: "string" },
       out: { type: "string" },
+      scenarios: { type: "string" },
+      "scenario-repeats": { type: "string" },
+      "failover-streams": { type: "string" },
+      "first-token-rate": { type: "string" },
+      "first-token-seconds": { type: "string" },
       help: { type: "boolean" },
     },
   });
@@ -70,13 +87,30 @@ async function main(): Promise<void> {
   }
   if (values.docs) {
     const file = positionals[0] ?? latestResults();
-    const results = JSON.parse(readFileSync(file, "utf8")) as BenchResults;
+    const results = JSON.parse(readFileSync(file, "utf8")) as RunResults;
+    if (results.points.length === 0) throw new Error(`${file} has no comparison (a run of the scenarios alone)`);
     for (const written of updateDocs(results)) console.log(`wrote ${relative(REPO_ROOT, written)}`);
     return;
   }
   const out = values.out ?? RESULTS_DIR;
   const log = (line: string) => console.log(line);
-  const systems = list(values.systems) ?? [...SYSTEMS];
+  const scenarioList = values.scenarios === "none" ? [] : list(values.scenarios);
+  const unknownScenarios = (scenarioList ?? []).filter((s) => !isScenario(s));
+  if (unknownScenarios.length > 0)
+    throw new Error(`unknown scenario ${unknownScenarios.join(", ")} (${SCENARIOS.join(", ")}, or none)`);
+  // The scenarios run in the full run and the smoke; a custom run (--systems, --loads, …) names them to run them.
+  const customComparison =
+    values.systems !== undefined ||
+    values.loads !== undefined ||
+    ["rate", "repeats", "seconds", "warmup", "idle", "no-knee", "clients"].some(
+      (k) => values[k as keyof typeof values] !== undefined,
+    );
+  const scenarios = (scenarioList ?? (customComparison ? [] : [...SCENARIOS])) as ScenarioName[];
+  // --scenarios alone runs only the scenarios; with --systems or --loads, the comparison too.
+  const onlyScenarios =
+    values.systems === "none" ||
+    (values.scenarios !== undefined && values.systems === undefined && values.loads === undefined && !values.smoke);
+  const systems = onlyScenarios ? [] : (list(values.systems) ?? [...SYSTEMS]);
   const unknown = systems.filter((s) => !isSystem(s));
   if (unknown.length > 0) throw new Error(`unknown system ${unknown.join(", ")} (${SYSTEMS.join(", ")})`);
   const loads = list(values.loads)?.map((l) => positive("loads", l, 0));
@@ -97,12 +131,7 @@ async function main(): Promise<void> {
         clientProcesses: 2,
         mode: "full",
       };
-  const custom =
-    values.systems !== undefined ||
-    values.loads !== undefined ||
-    ["rate", "repeats", "seconds", "warmup", "idle", "no-knee", "clients"].some(
-      (k) => values[k as keyof typeof values] !== undefined,
-    );
+  const custom = customComparison || values.scenarios !== undefined;
   const options: BenchOptions = {
     ...defaults,
     systems: systems as SystemName[],
@@ -146,27 +175,66 @@ async function main(): Promise<void> {
     return;
   }
 
+  const base: ScenarioOptions = values.smoke ? SCENARIO_SMOKE : SCENARIO_DEFAULTS;
+  const scenarioRepeats = positive("scenario-repeats", values["scenario-repeats"], base.failover.repeats);
+  const scenarioOptions: ScenarioOptions = {
+    failover: {
+      ...base.failover,
+      repeats: scenarioRepeats,
+      streams: positive("failover-streams", values["failover-streams"], base.failover.streams),
+      subnets: Math.min(
+        base.failover.subnets,
+        positive("failover-streams", values["failover-streams"], base.failover.streams),
+      ),
+    },
+    firstToken: {
+      ...base.firstToken,
+      repeats: scenarioRepeats,
+      rate: positive("first-token-rate", values["first-token-rate"], base.firstToken.rate),
+      seconds: positive("first-token-seconds", values["first-token-seconds"], base.firstToken.seconds),
+    },
+    redisFloor: {
+      ...base.redisFloor,
+      rounds: positive("scenario-repeats", values["scenario-repeats"], base.redisFloor.rounds),
+    },
+  };
+
   const plan = options.repeats * options.loads.length * options.systems.length;
-  log(
-    `bench (${options.mode}): ${options.systems.join(", ")}; loads ${options.loads.join(", ")} streams × ${options.rate}/s; ` +
-      `${options.repeats} repeats of ${options.warmupSeconds} + ${options.seconds} s (${plan} points); ` +
-      `knee ${options.knee ? `up to ${options.kneeProbes} probes of ${options.kneeSeconds} s` : "off"}; ` +
-      `${options.idleSockets} idle sockets; ${options.clientProcesses} client processes`,
+  if (options.systems.length > 0)
+    log(
+      `bench (${options.mode}): ${options.systems.join(", ")}; loads ${options.loads.join(", ")} streams × ${options.rate}/s; ` +
+        `${options.repeats} repeats of ${options.warmupSeconds} + ${options.seconds} s (${plan} points); ` +
+        `knee ${options.knee ? `up to ${options.kneeProbes} probes of ${options.kneeSeconds} s` : "off"}; ` +
+        `${options.idleSockets} idle sockets; ${options.clientProcesses} client processes`,
+    );
+  const compared = await runBench(
+    options.systems.length > 0 ? options : { ...options, loads: [0], knee: false, idleSockets: 0 },
   );
-  const results = await runBench(options);
+  const results: RunResults =
+    scenarios.length > 0 ? { ...compared, scenarios: await runScenarios(scenarios, scenarioOptions, log) } : compared;
+  if (scenarios.length > 0) {
+    const finished = Date.now();
+    results.finishedAt = new Date(finished).toISOString();
+    results.durationSeconds = Math.round((finished - Date.parse(results.startedAt)) / 1000);
+  }
   const written = writeRun(results, out);
   console.log(`\n${renderMarkdown(results, relative(out, `${written.json.replace(/\.json$/, "")}-figures`))}`);
   console.log(
     `results: ${relative(REPO_ROOT, written.json)}, ${relative(REPO_ROOT, written.markdown)} (${results.durationSeconds} s)`,
   );
-  if (values["write-docs"]) for (const file of updateDocs(results)) console.log(`wrote ${relative(REPO_ROOT, file)}`);
+  // The docs' generated section is the comparison's (with the scenarios after it): a run without it leaves them be.
+  if (values["write-docs"] && results.points.length === 0) console.log("--write-docs: no comparison in this run");
+  else if (values["write-docs"])
+    for (const file of updateDocs(results)) console.log(`wrote ${relative(REPO_ROOT, file)}`);
   if (options.mode === "smoke") {
-    const problems = smokeProblems(results);
+    const problems = [...smokeProblems(results), ...scenarioSmokeProblems(results.scenarios, scenarios)];
     if (problems.length > 0) {
       console.error(`smoke FAILED:\n  ${problems.join("\n  ")}`);
       process.exitCode = 1;
     } else {
-      console.log("smoke passed: every chunk of every system delivered once, JSON, tables and figures written");
+      console.log(
+        "smoke passed: every chunk of every system delivered once, every scenario checked, JSON, tables and figures written",
+      );
     }
   }
 }

@@ -3,7 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BenchResults } from "../../bench/harness";
-import { MARKER_END, MARKER_START, updateDocs } from "../../bench/report";
+import { FLOOR_VARIANTS } from "../../bench/redis-floor";
+import { MARKER_END, MARKER_START, renderMarkdown, scenarioTables, updateDocs, writeRun } from "../../bench/report";
+import {
+  type RunResults,
+  runScenarios,
+  SCENARIO_SMOKE,
+  type ScenarioResults,
+  scenarioSmokeProblems,
+} from "../../bench/scenarios";
 import { runSmoke, SMOKE_OPTIONS, type SmokeRun } from "../../bench/smoke";
 
 /**
@@ -57,12 +65,15 @@ describe("npm run bench -- --smoke", () => {
       expect(p.redis.commands.evalsha).toBeUndefined();
       expect(p.redis.commands.xadd).toBeUndefined();
     }
-    // The script keeps history (XADD) and publishes from inside: Redis counts both under the script's own calls.
+    // The script keeps history (XADD) and publishes from inside, one of each per chunk; one call appends the chunks
+    // of one turn of the publisher's event loop (docs/redis.md "Appending chunks"), so calls are at most chunks.
     const script = chatgrid!.redis.commands.evalsha;
-    expect(script?.calls ?? 0).toBeGreaterThan(chatgrid!.expected * 0.5);
-    expect(chatgrid!.redis.commands.xadd?.calls).toBe(script?.calls);
-    expect(chatgrid!.redis.commands.publish?.calls).toBe(script?.calls);
-    expect(script!.usecPerCall).toBeGreaterThan(chatgrid!.redis.commands.publish!.usecPerCall);
+    const { xadd, publish } = chatgrid!.redis.commands;
+    expect(xadd?.calls ?? 0).toBeGreaterThan(chatgrid!.expected * 0.5);
+    expect(publish?.calls).toBe(xadd?.calls);
+    expect(script?.calls ?? 0).toBeGreaterThan(0);
+    expect(script!.calls).toBeLessThanOrEqual(xadd!.calls);
+    expect(script!.usecPerChunk).toBeGreaterThan(publish!.usecPerCall);
   });
 
   it("puts every system behind the same nginx configuration, and measures idle sockets", () => {
@@ -123,3 +134,112 @@ describe("npm run bench -- --smoke", () => {
     expect(written.slice(1).every((f) => existsSync(f))).toBe(true);
   });
 });
+
+/**
+ * The scenarios of docs/benchmarks.md ("Scenarios") at a tiny load, each on its own cluster of the process runner
+ * behind nginx: a gateway SIGKILLed under live streams (its clients resume through nginx, nothing lost or repeated,
+ * every text equal to the stored answer and the demo model's), and new chats timed to their first token. No speed
+ * is asserted.
+ */
+describe("npm run bench -- --scenarios failover,first-token,redis-floor, at a tiny load", () => {
+  const out = mkdtempSync(join(tmpdir(), "chatgrid-bench-scenarios-"));
+  let scenarios: ScenarioResults;
+
+  beforeAll(async () => {
+    scenarios = await runScenarios(["failover", "first-token", "redis-floor"], SCENARIO_SMOKE, () => undefined);
+  }, 90_000);
+
+  afterAll(() => {
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  it("resumes every client of the killed gateway on the other one, with every seq once and the exact text", () => {
+    expect(scenarioSmokeProblems(scenarios, ["failover", "first-token", "redis-floor"])).toEqual([]);
+    const run = scenarios.failover!.runs[0]!;
+    expect(run.onVictim + run.onOthers).toBe(SCENARIO_SMOKE.failover.streams);
+    expect(run.onVictim).toBeGreaterThan(0);
+    expect(run.onOthers).toBeGreaterThan(0);
+    expect(run.resumed).toBe(run.onVictim);
+    expect(run.landedOn).toEqual({ "gateway-2": run.onVictim });
+    expect(run.checked).toBe(SCENARIO_SMOKE.failover.streams);
+    expect({
+      violations: run.violations,
+      gaps: run.resumeGaps,
+      notDone: run.notDone,
+      texts: run.textMismatches,
+    }).toEqual({ violations: 0, gaps: 0, notDone: 0, texts: 0 });
+    expect(run.othersClosed).toBe(0);
+    expect(run.closeMs.p50).toBeLessThanOrEqual(run.welcomeMs.p50);
+    expect(run.welcomeMs.max).toBeLessThanOrEqual(run.resumeMs.max);
+    // A resume reads the stream's meta and its history after afterSeq: both show in Redis's own counts.
+    expect(run.redis.commands.hgetall?.perResume ?? 0).toBeGreaterThan(0);
+    expect(run.redis.commands.xrange?.perResume ?? 0).toBeGreaterThan(0);
+  });
+
+  it("measures what a chunk costs Redis by what Redis does for it, every variant delivering every chunk", () => {
+    const floor = scenarios.redisFloor!;
+    expect(floor.variants.map((v) => v.variant)).toEqual([...FLOOR_VARIANTS]);
+    const us = Object.fromEntries(floor.variants.map((v) => [v.variant, v.median]));
+    // Each variant does at least what the one before it does (a publish; then history too; then the checks, the
+    // text and the script), so its cost is at least as large; a harness that measured nothing would give 0s.
+    expect(us.publish).toBeGreaterThan(0);
+    expect(us["xadd+publish"]).toBeGreaterThan(us.publish!);
+    expect(us["script, 1 per call"]).toBeGreaterThan(us.publish!);
+    expect(us["script, batched"]).toBeGreaterThan(us.publish!);
+  });
+
+  it("times every new chat to its first chunk, and writes both scenarios into the run's JSON and tables", () => {
+    const run = scenarios.firstToken!.runs[0]!;
+    const o = SCENARIO_SMOKE.firstToken;
+    expect(run.chats).toBe(Math.round(o.seconds * o.rate));
+    expect(run.failed).toBe(0);
+    expect(run.addedMs.p50).toBeGreaterThan(0);
+    expect(run.addedMs.p50).toBeLessThanOrEqual(run.addedMs.p99);
+    expect(run.startMs.p50).toBeLessThanOrEqual(run.addedMs.max + run.providerMs);
+    expect(run.providerMs).toBeLessThan(5);
+
+    const results: RunResults = { ...(emptyRun() as RunResults), scenarios };
+    const written = writeRun(results, out);
+    const json = JSON.parse(readFileSync(written.json, "utf8")) as RunResults;
+    expect(json.scenarios?.failover?.runs).toHaveLength(1);
+    expect(json.scenarios?.firstToken?.runs).toHaveLength(1);
+    const tables = scenarioTables(results).join("\n");
+    expect(tables).toContain("| every client of the killed gateway resumed within 3 s |");
+    expect(tables).toContain("| time added to the first token ≤ 10 ms p99 at 10 new chats/s |");
+    // Without comparison points the Markdown is the environment line and the scenarios' tables, no figures.
+    expect(readFileSync(written.markdown, "utf8")).toBe(renderMarkdown(results, "unused"));
+    expect(written.figures).toEqual([]);
+    expect(tables).not.toMatch(/NaN|undefined/);
+  });
+});
+
+/** A run with no comparison points: the scenarios alone (`npm run bench -- --scenarios …`). */
+function emptyRun(): Omit<RunResults, "scenarios"> {
+  return {
+    version: 1,
+    mode: "smoke",
+    startedAt: new Date().toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationSeconds: 0,
+    environment: {
+      cpuModel: "test",
+      cores: 2,
+      memoryGiB: 1,
+      kernel: "test",
+      node: process.version,
+      redis: "7",
+      nginx: "1",
+      socketIo: "-",
+      date: new Date().toISOString(),
+      commit: "test",
+      dirty: false,
+      loadAverageAtStart: [0, 0, 0],
+    },
+    options: { ...SMOKE_OPTIONS, systems: [] },
+    nginxConfShapes: {},
+    points: [],
+    aggregates: [],
+    knees: [],
+    memory: [],
+  };
+}
