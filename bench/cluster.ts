@@ -129,3 +129,37 @@ export async function commandCalls(admin: Redis): Promise<Record<string, number>
   }
   return calls;
 }
+
+/** A scenario's results: its options (without the logger), its target, and one entry per run. */
+export interface ScenarioRuns<O, R> {
+  options: Omit<O, "log">;
+  targetMs: number;
+  runs: R[];
+  durationSeconds: number;
+  /** The rendered nginx.conf's shape (equal to the comparison's when nothing but ports and paths differ). */
+  nginxConfShape: string;
+}
+
+/** Runs a scenario's repeats one after another, each on a cluster of its own. */
+export async function repeatScenario<O extends { repeats: number; log: unknown }, R>(
+  options: O,
+  targetMs: number,
+  runOnce: (options: O, repeat: number) => Promise<{ run: R; shape: string }>,
+): Promise<ScenarioRuns<O, R>> {
+  const started = Date.now();
+  const runs: R[] = [];
+  let shape = "";
+  for (let repeat = 1; repeat <= options.repeats; repeat++) {
+    const { run, shape: s } = await runOnce(options, repeat);
+    runs.push(run);
+    shape = s;
+  }
+  const { log: _log, ...rest } = options;
+  return {
+    options: rest,
+    targetMs,
+    runs,
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+    nginxConfShape: shape,
+  };
+}

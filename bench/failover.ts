@@ -10,7 +10,14 @@
  */
 import { keys } from "@chatgrid/broker";
 import { demoTokens } from "../apps/ai/src/providers/demo";
-import { clientAddresses, commandCalls, type ScenarioCluster, startScenarioCluster } from "./cluster";
+import {
+  clientAddresses,
+  commandCalls,
+  repeatScenario,
+  type ScenarioCluster,
+  type ScenarioRuns,
+  startScenarioCluster,
+} from "./cluster";
 import { BenchChild } from "./ipc";
 import { cpuMs, machineBusyMs, treeCpuMs } from "./proc-stats";
 import type { ChatOpened, FailoverStreamReport } from "./protocol";
@@ -107,13 +114,7 @@ export interface FailoverRun {
   failReasons: string[];
 }
 
-export interface FailoverResults {
-  options: Omit<FailoverOptions, "log">;
-  targetMs: number;
-  runs: FailoverRun[];
-  durationSeconds: number;
-  nginxConfShape: string;
-}
+export type FailoverResults = ScenarioRuns<FailoverOptions, FailoverRun>;
 
 export const FAILOVER_DEFAULTS: Omit<FailoverOptions, "log"> = {
   streams: 500,
@@ -328,21 +329,6 @@ async function runOnce(options: FailoverOptions, repeat: number): Promise<{ run:
   }
 }
 
-export async function runFailover(options: FailoverOptions): Promise<FailoverResults> {
-  const started = Date.now();
-  const runs: FailoverRun[] = [];
-  let shape = "";
-  for (let repeat = 1; repeat <= options.repeats; repeat++) {
-    const { run, shape: s } = await runOnce(options, repeat);
-    runs.push(run);
-    shape = s;
-  }
-  const { log: _log, ...rest } = options;
-  return {
-    options: rest,
-    targetMs: FAILOVER_TARGET_MS,
-    runs,
-    durationSeconds: Math.round((Date.now() - started) / 1000),
-    nginxConfShape: shape,
-  };
+export function runFailover(options: FailoverOptions): Promise<FailoverResults> {
+  return repeatScenario(options, FAILOVER_TARGET_MS, runOnce);
 }

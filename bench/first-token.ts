@@ -7,7 +7,13 @@
  * POST → `start`, `start` → first chunk.
  */
 import { createDemoProvider } from "../apps/ai/src/providers/demo";
-import { clientAddresses, type ScenarioCluster, startScenarioCluster } from "./cluster";
+import {
+  clientAddresses,
+  repeatScenario,
+  type ScenarioCluster,
+  type ScenarioRuns,
+  startScenarioCluster,
+} from "./cluster";
 import type { Percentiles } from "./failover";
 import { BenchChild } from "./ipc";
 import { cpuMs, machineBusyMs, treeCpuMs } from "./proc-stats";
@@ -62,13 +68,7 @@ export interface FirstTokenRun {
   failReasons: string[];
 }
 
-export interface FirstTokenResults {
-  options: Omit<FirstTokenOptions, "log">;
-  targetMs: number;
-  runs: FirstTokenRun[];
-  durationSeconds: number;
-  nginxConfShape: string;
-}
+export type FirstTokenResults = ScenarioRuns<FirstTokenOptions, FirstTokenRun>;
 
 export const FIRST_TOKEN_DEFAULTS: Omit<FirstTokenOptions, "log"> = {
   rate: 50,
@@ -234,21 +234,6 @@ async function runOnce(options: FirstTokenOptions, repeat: number): Promise<{ ru
   }
 }
 
-export async function runFirstToken(options: FirstTokenOptions): Promise<FirstTokenResults> {
-  const started = Date.now();
-  const runs: FirstTokenRun[] = [];
-  let shape = "";
-  for (let repeat = 1; repeat <= options.repeats; repeat++) {
-    const { run, shape: s } = await runOnce(options, repeat);
-    runs.push(run);
-    shape = s;
-  }
-  const { log: _log, ...rest } = options;
-  return {
-    options: rest,
-    targetMs: FIRST_TOKEN_TARGET_MS,
-    runs,
-    durationSeconds: Math.round((Date.now() - started) / 1000),
-    nginxConfShape: shape,
-  };
+export function runFirstToken(options: FirstTokenOptions): Promise<FirstTokenResults> {
+  return repeatScenario(options, FIRST_TOKEN_TARGET_MS, runOnce);
 }
