@@ -127,6 +127,8 @@ export interface KneeResult {
 
 export interface MemoryResult {
   system: SystemName;
+  /** Which run of the system's idle measurement (1 … repeats), each on a fresh stack. */
+  repeat: number;
   sockets: number;
   opened: number;
   kibPerSocket: { relay: number; nginx: number; redis: number };
@@ -559,6 +561,7 @@ async function measureIdle(
   const per = (k: keyof typeof before) => round((after[k] - before[k]) / sockets, 2);
   return {
     system,
+    repeat: 1,
     sockets,
     opened: opened.reduce((sum, o) => sum + o.opened, 0) - 50 * clients.length,
     kibPerSocket: { relay: per("relay"), nginx: per("nginx"), redis: per("redis") },
@@ -684,12 +687,16 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   }
   const memory = ctx.memory;
   if (options.idleSockets > 0 && !idleOnLoadStack) {
-    for (const system of options.systems) {
-      const result = await runIdle(ctx, system, options.idleSockets);
-      memory.push(result);
-      options.log(
-        `memory ${system}: ${result.kibPerSocket.relay} KiB per idle socket (nginx ${result.kibPerSocket.nginx}, Redis ${result.kibPerSocket.redis})`,
-      );
+    // Repeated like the fixed loads (systems interleaved): RSS growth includes garbage not yet collected, so one
+    // reading depends on when the last major GC ran; the median of several does not.
+    for (let repeat = 1; repeat <= options.repeats; repeat++) {
+      for (const system of options.systems) {
+        const result = { ...(await runIdle(ctx, system, options.idleSockets)), repeat };
+        memory.push(result);
+        options.log(
+          `memory ${system} (r${repeat}): ${result.kibPerSocket.relay} KiB per idle socket (nginx ${result.kibPerSocket.nginx}, Redis ${result.kibPerSocket.redis})`,
+        );
+      }
     }
   }
   const finished = Date.now();

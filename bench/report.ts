@@ -5,7 +5,14 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../infra/runner";
-import { type Aggregate, type BenchResults, MAIN_COMMAND, P99_LIMIT_MS, type PointResult } from "./harness";
+import {
+  type Aggregate,
+  type BenchResults,
+  MAIN_COMMAND,
+  type MemoryResult,
+  P99_LIMIT_MS,
+  type PointResult,
+} from "./harness";
 import { SYSTEM_LABELS, type SystemName } from "./protocol";
 import type { FloorVariant } from "./redis-floor";
 import type { RunResults } from "./scenarios";
@@ -96,17 +103,36 @@ function kneeTable(results: BenchResults): string[] {
   return lines;
 }
 
+/** Each system's idle-socket runs: medians and ranges of KiB per socket, in the order the systems ran. */
+export function memoryBySystem(results: BenchResults) {
+  const systems = [...new Set(results.memory.map((m) => m.system))];
+  return systems.map((system) => {
+    const runs = results.memory.filter((m) => m.system === system);
+    const of = (f: (m: MemoryResult) => number) => summarize(runs.map(f));
+    return {
+      system,
+      runs: runs.length,
+      relay: of((m) => m.kibPerSocket.relay),
+      nginx: of((m) => m.kibPerSocket.nginx),
+      redis: of((m) => m.kibPerSocket.redis),
+      opened: Math.min(...runs.map((m) => m.opened)),
+    };
+  });
+}
+
 function memoryTable(results: BenchResults): string[] {
   if (results.memory.length === 0) return [];
+  const rows = memoryBySystem(results);
+  const runs = Math.max(...rows.map((r) => r.runs));
   const lines = [
-    `Memory per idle socket: RSS growth over ${num(results.options.idleSockets)} idle sockets (after 50 warm-up sockets per client process), each its own channel, room or session (chatgrid: a \`hello\` without a token, so a new session and a channel subscription).`,
+    `Memory per idle socket: RSS growth over ${num(results.options.idleSockets)} idle sockets (after 50 warm-up sockets per client process), each its own channel, room or session (chatgrid: a \`hello\` without a token, so a new session and a channel subscription)${runs > 1 ? `; medians of ${runs} runs [range], each on a fresh stack` : ""}.`,
     "",
     "| system | relay KiB/socket | nginx KiB/socket | Redis KiB/socket | sockets opened |",
     "| --- | --- | --- | --- | --- |",
   ];
-  for (const m of results.memory) {
+  for (const m of rows) {
     lines.push(
-      `| ${SYSTEM_LABELS[m.system]} | ${num(m.kibPerSocket.relay)} | ${num(m.kibPerSocket.nginx)} | ${num(m.kibPerSocket.redis)} | ${num(m.opened)} |`,
+      `| ${SYSTEM_LABELS[m.system]} | ${range(m.relay)} | ${range(m.nginx)} | ${range(m.redis)} | ${num(m.opened)} |`,
     );
   }
   return lines;
@@ -147,7 +173,7 @@ function targetsTable(results: BenchResults): string[] {
   const bare = aggregateOf(results, "bare", lowest);
   const at1000 = aggregateOf(results, "chatgrid", 1000);
   const kneeOf = (s: SystemName) => results.knees.find((k) => k.system === s);
-  const memory = results.memory.find((m) => m.system === "chatgrid");
+  const memory = memoryBySystem(results).find((m) => m.system === "chatgrid");
   const rows: [string, string][] = [];
   const kneeCg = kneeOf("chatgrid");
   const kneeSio = kneeOf("socketio");
@@ -179,8 +205,8 @@ function targetsTable(results: BenchResults): string[] {
       `publisher ${num(ratio(cg.metrics["cpu.publisher"]?.median, cg.metrics["cpu.relay"]?.median))} × (${num(cg.metrics["cpu.publisher"]!.median)} µs per token; the publisher runs the AI node's append, not its provider)`,
     ]);
   }
-  if (memory) rows.push(["idle socket ≤ 12 KB of gateway memory", `${num(memory.kibPerSocket.relay)} KiB`]);
-  return ["| target | before (this run) |", "| --- | --- |", ...rows.map(([t, v]) => `| ${t} | ${v} |`)];
+  if (memory) rows.push(["idle socket ≤ 12 KB of gateway memory", `${range(memory.relay)} KiB`]);
+  return ["| target | this run |", "| --- | --- |", ...rows.map(([t, v]) => `| ${t} | ${v} |`)];
 }
 
 /** The generated section of docs/benchmarks.md (without the markers). `figures` is the SVGs' dir, relative. */
@@ -367,15 +393,15 @@ function cpuFigure(results: BenchResults): string {
 }
 
 function memoryFigure(results: BenchResults): string {
-  const groups: BarGroup[] = results.memory.map((m) => ({
+  const groups: BarGroup[] = memoryBySystem(results).map((m) => ({
     label: SHORT[m.system],
     bars: [
       {
         label: "",
         segments: [
-          { name: "relay / gateway", value: m.kibPerSocket.relay, color: PROCESS_COLORS.relay },
-          { name: "nginx", value: m.kibPerSocket.nginx, color: PROCESS_COLORS.nginx },
-          { name: "Redis", value: m.kibPerSocket.redis, color: PROCESS_COLORS.redis },
+          { name: "relay / gateway", value: m.relay.median, color: PROCESS_COLORS.relay },
+          { name: "nginx", value: m.nginx.median, color: PROCESS_COLORS.nginx },
+          { name: "Redis", value: m.redis.median, color: PROCESS_COLORS.redis },
         ],
       },
     ],
