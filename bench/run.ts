@@ -122,7 +122,7 @@ async function main(): Promise<void> {
         rate: 20,
         repeats: 3,
         warmupSeconds: 3,
-        seconds: 10,
+        seconds: 15, // issue 12 asks for no stall above 20 ms "in a 15 s window"
         idleSockets: 5000,
         knee: true,
         kneeSeconds: 6,
