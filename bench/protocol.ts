@@ -107,7 +107,7 @@ export interface PublisherReport {
 // nginx, the WebSocket with hello and resume) from source addresses of its own, for bench/failover.ts and
 // bench/first-token.ts.
 
-export const SCENARIOS = ["failover", "first-token", "redis-floor"] as const;
+export const SCENARIOS = ["failover", "first-token", "redis-floor", "capacity"] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 export const isScenario = (name: string): name is ScenarioName => (SCENARIOS as readonly string[]).includes(name);
 

@@ -315,6 +315,22 @@ export function scenarioTables(results: RunResults): string[] {
       `| time added to the first token ≤ ${first.targetMs} ms p99 at ${o.rate} new chats/s | ${over(runs, (r) => r.addedMs.p99)} ms; ${yes(runs.every((r) => r.addedMs.p99 <= first.targetMs && r.failed === 0))} |`,
     );
   }
+  const capacity = results.scenarios?.capacity;
+  if (capacity) {
+    const c = capacity;
+    if (lines.length > 0) lines.push("");
+    lines.push(
+      `Capacity: idle sockets on one gateway, each a \`hello\` without a token (a new session and a channel subscription), opened by two client processes straight to the gateway (nginx's worker needs two descriptors per socket), held ${c.options.holdMs / 1000} s, then counted by the gateway's own \`chatgrid_sockets_open\`. The gateway's open-file limit: ${num(c.fileLimit.soft)} (hard ${num(c.fileLimit.hard)}), ${c.descriptorsAtStart} open before the sockets.`,
+      "",
+      "| sockets asked for | opened | held after the hold | KiB per socket (RSS growth) | gateway RSS MiB | seconds to open | passes |",
+      "| --- | --- | --- | --- | --- | --- | --- |",
+      `| ${num(c.requested)} | ${num(c.opened)} | ${num(c.heldAfterHold)} | ${num(c.kibPerSocket)} | ${num(c.rssMiB)} | ${num(c.openSeconds)} | ${yes(c.pass)} |`,
+      "",
+      "| target | this run |",
+      "| --- | --- |",
+      `| one gateway holds ${num(c.options.target)} idle sockets | ${c.pass && c.requested >= c.options.target ? "**met**" : c.pass ? `held all ${num(c.requested)} asked for; ${num(c.options.target)} not tried: ${c.limitedBy ?? ""}` : "**not met**"} |`,
+    );
+  }
   const floor = results.scenarios?.redisFloor;
   if (floor && floor.variants.length > 0) {
     const o = floor.options;

@@ -32,7 +32,7 @@ import { SMOKE_OPTIONS } from "./smoke";
 const USAGE = `npm run bench -- [--smoke] [--systems bare,socketio,chatgrid] [--loads 500,1000,1500] [--rate 20]
                  [--repeats 3] [--seconds 10] [--warmup 3] [--idle 5000] [--no-knee] [--knee-seconds 6]
                  [--knee-probes 4] [--knee-max 4000] [--clients 2] [--out DIR] [--write-docs]
-                 [--scenarios failover,first-token,redis-floor|none] [--scenario-repeats 3] [--failover-streams 500]
+                 [--scenarios failover,first-token,redis-floor,capacity|none] [--scenario-repeats 3] [--failover-streams 500]
                  [--first-token-rate 50] [--first-token-seconds 15]
        npm run bench -- --scenarios failover,first-token   (only the scenarios; --systems too: both)
        npm run bench -- --docs [results.json]
@@ -193,6 +193,7 @@ async function main(): Promise<void> {
       rate: positive("first-token-rate", values["first-token-rate"], base.firstToken.rate),
       seconds: positive("first-token-seconds", values["first-token-seconds"], base.firstToken.seconds),
     },
+    capacity: { ...base.capacity },
     redisFloor: {
       ...base.redisFloor,
       rounds: positive("scenario-repeats", values["scenario-repeats"], base.redisFloor.rounds),

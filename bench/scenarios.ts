@@ -4,6 +4,7 @@
  * process runner. Their results go into the run's JSON beside the comparison's, under `scenarios`.
  */
 
+import { CAPACITY_DEFAULTS, type CapacityOptions, type CapacityResults, runCapacity } from "./capacity";
 import { FAILOVER_DEFAULTS, type FailoverOptions, type FailoverResults, runFailover } from "./failover";
 import { FIRST_TOKEN_DEFAULTS, type FirstTokenOptions, type FirstTokenResults, runFirstToken } from "./first-token";
 import type { BenchResults } from "./harness";
@@ -14,6 +15,7 @@ export interface ScenarioResults {
   failover?: FailoverResults;
   firstToken?: FirstTokenResults;
   redisFloor?: FloorResults;
+  capacity?: CapacityResults;
 }
 
 /** A run's results: the comparison's, and the scenarios' when they ran. */
@@ -23,12 +25,14 @@ export interface ScenarioOptions {
   failover: Omit<FailoverOptions, "log">;
   firstToken: Omit<FirstTokenOptions, "log">;
   redisFloor: FloorOptions;
+  capacity: Omit<CapacityOptions, "log">;
 }
 
 export const SCENARIO_DEFAULTS: ScenarioOptions = {
   failover: FAILOVER_DEFAULTS,
   firstToken: FIRST_TOKEN_DEFAULTS,
   redisFloor: FLOOR_DEFAULTS,
+  capacity: CAPACITY_DEFAULTS,
 };
 
 /** Tiny loads: the whole path of each scenario checked end to end in a few seconds (the smoke mode). */
@@ -53,6 +57,7 @@ export const SCENARIO_SMOKE: ScenarioOptions = {
     repeats: 1,
   },
   redisFloor: { streams: 50, rate: 20, seconds: 1, rounds: 1 },
+  capacity: { ...CAPACITY_DEFAULTS, sockets: 200, holdMs: 500 },
 };
 
 export async function runScenarios(
@@ -69,6 +74,12 @@ export async function runScenarios(
           `${o.tokens} tokens at ${o.tokensPerSecond}/s per answer; ${o.repeats} repeats`,
       );
       results.failover = await runFailover({ ...o, log });
+    } else if (name === "capacity") {
+      const o = options.capacity;
+      log(
+        `scenario capacity: ${o.sockets > 0 ? o.sockets : `up to ${o.target}`} idle sockets on one gateway, held ${o.holdMs / 1000} s`,
+      );
+      results.capacity = await runCapacity({ ...o, log });
     } else if (name === "redis-floor") {
       const o = options.redisFloor;
       log(
@@ -116,6 +127,11 @@ export function scenarioSmokeProblems(results: ScenarioResults | undefined, name
       if (run.violations !== 0) problems.push(`first-token: ${run.violations} violations`);
       if (!(run.addedMs.p50 > 0)) problems.push(`first-token: p50 ${run.addedMs.p50}`);
     }
+  }
+  if (names.includes("capacity")) {
+    const c = results?.capacity;
+    if (!c) problems.push("capacity: no run");
+    else if (!c.pass) problems.push(`capacity: ${c.opened} of ${c.requested} opened, ${c.heldAfterHold} held`);
   }
   if (names.includes("redis-floor")) {
     const variants = results?.redisFloor?.variants ?? [];

@@ -45,6 +45,10 @@ export interface Stack {
   dir: string;
   /** nginx's public entry. */
   entry: string;
+  /** The relay itself, bypassing nginx (the capacity scenario: nginx needs two descriptors per socket). */
+  relayUrl: string;
+  /** chatgrid's gateway's metrics and health port (unused by the other relays). */
+  relayMetricsUrl: string;
   redisUrl: string;
   redisPassword: string;
   /** The coordinator's own connection (INFO, CONFIG RESETSTAT, chatgrid's stream setup). */
@@ -262,6 +266,8 @@ export async function startStack(system: SystemName, options: StackOptions): Pro
       system,
       dir,
       entry,
+      relayUrl: `http://127.0.0.1:${relayPort}`,
+      relayMetricsUrl: `http://127.0.0.1:${relayMetricsPort}`,
       redisUrl,
       redisPassword,
       admin,

@@ -141,12 +141,12 @@ describe("npm run bench -- --smoke", () => {
  * every text equal to the stored answer and the demo model's), and new chats timed to their first token. No speed
  * is asserted.
  */
-describe("npm run bench -- --scenarios failover,first-token,redis-floor, at a tiny load", () => {
+describe("npm run bench -- --scenarios failover,first-token,redis-floor,capacity, at a tiny load", () => {
   const out = mkdtempSync(join(tmpdir(), "chatgrid-bench-scenarios-"));
   let scenarios: ScenarioResults;
 
   beforeAll(async () => {
-    scenarios = await runScenarios(["failover", "first-token", "redis-floor"], SCENARIO_SMOKE, () => undefined);
+    scenarios = await runScenarios(["failover", "first-token", "redis-floor", "capacity"], SCENARIO_SMOKE, () => undefined);
   }, 90_000);
 
   afterAll(() => {
@@ -154,7 +154,7 @@ describe("npm run bench -- --scenarios failover,first-token,redis-floor, at a ti
   });
 
   it("resumes every client of the killed gateway on the other one, with every seq once and the exact text", () => {
-    expect(scenarioSmokeProblems(scenarios, ["failover", "first-token", "redis-floor"])).toEqual([]);
+    expect(scenarioSmokeProblems(scenarios, ["failover", "first-token", "redis-floor", "capacity"])).toEqual([]);
     const run = scenarios.failover!.runs[0]!;
     expect(run.onVictim + run.onOthers).toBe(SCENARIO_SMOKE.failover.streams);
     expect(run.onVictim).toBeGreaterThan(0);
@@ -174,6 +174,18 @@ describe("npm run bench -- --scenarios failover,first-token,redis-floor, at a ti
     // A resume reads the stream's meta and its history after afterSeq: both show in Redis's own counts.
     expect(run.redis.commands.hgetall?.perResume ?? 0).toBeGreaterThan(0);
     expect(run.redis.commands.xrange?.perResume ?? 0).toBeGreaterThan(0);
+  });
+
+  it("opens idle sockets straight to one gateway and counts them with the gateway's own metric after the hold", () => {
+    const c = scenarios.capacity!;
+    expect(c.requested).toBe(SCENARIO_SMOKE.capacity.sockets);
+    expect({ opened: c.opened, held: c.heldAfterHold, pass: c.pass }).toEqual({
+      opened: c.requested,
+      held: c.requested,
+      pass: true,
+    });
+    expect(c.fileLimit.soft).toBeGreaterThan(c.requested);
+    expect(Number.isFinite(c.kibPerSocket)).toBe(true);
   });
 
   it("measures what a chunk costs Redis by what Redis does for it, every variant delivering every chunk", () => {
