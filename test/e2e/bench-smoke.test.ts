@@ -146,7 +146,11 @@ describe("npm run bench -- --scenarios failover,first-token,redis-floor,capacity
   let scenarios: ScenarioResults;
 
   beforeAll(async () => {
-    scenarios = await runScenarios(["failover", "first-token", "redis-floor", "capacity"], SCENARIO_SMOKE, () => undefined);
+    scenarios = await runScenarios(
+      ["failover", "first-token", "redis-floor", "capacity"],
+      SCENARIO_SMOKE,
+      () => undefined,
+    );
   }, 90_000);
 
   afterAll(() => {

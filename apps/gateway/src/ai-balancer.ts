@@ -1,6 +1,7 @@
 import { type AiNodeRegistry, type Logger, SIGNATURE_HEADER, signRequest } from "@chatgrid/broker";
 import type { DispatchRequest } from "@chatgrid/protocol";
 import type { GatewayMetrics } from "./metrics";
+import { fetchTransport, type NodeHttpOptions, type NodeTransport, nodeHttpTransport } from "./node-http";
 
 export interface AiNodeState {
   name: string;
@@ -23,8 +24,10 @@ export interface AiBalancerOptions {
   probeIntervalMs: number;
   log: Logger;
   metrics: GatewayMetrics;
-  /** Injected in tests. */
+  /** Injected in tests: calls go through it instead of `node:http`. */
   fetch?: typeof fetch;
+  /** Bounds of the `node:http` keep-alive pool (connections per AI node); defaults NODE_HTTP_DEFAULTS. */
+  http?: NodeHttpOptions;
   /** Called when a node changes between healthy and down (for events). */
   onHealthChange?: (node: AiNodeState, healthy: boolean, reason?: string) => void;
 }
@@ -39,10 +42,11 @@ export class AiBalancer {
   private readonly nodes = new Map<string, AiNodeState>();
   private cursor = 0;
   private probeTimer: NodeJS.Timeout | undefined;
-  private readonly fetchImpl: typeof fetch;
+  private readonly transport: NodeTransport;
 
   constructor(private readonly options: AiBalancerOptions) {
-    this.fetchImpl = options.fetch ?? fetch;
+    // node:http with a keep-alive agent: a dispatch reuses a connection (docs/benchmarks.md, first token).
+    this.transport = options.fetch ? fetchTransport(options.fetch) : nodeHttpTransport(options.http);
     for (const node of options.staticNodes) {
       this.nodes.set(node.url, { ...node, healthy: true, downUntil: 0, static: true });
     }
@@ -60,6 +64,12 @@ export class AiBalancer {
 
   stop(): void {
     if (this.probeTimer) clearInterval(this.probeTimer);
+  }
+
+  /** Closes the pooled connections to the AI nodes (after the last dispatch: once the server has closed). */
+  close(): void {
+    this.stop();
+    this.transport.close();
   }
 
   /** Dispatches an attempt; `avoid` names a node to try last (the one that just lost the stream). */
@@ -95,24 +105,23 @@ export class AiBalancer {
   private async tryNode(node: AiNodeState, request: DispatchRequest): Promise<"accepted" | "failed" | "gone"> {
     try {
       const body = JSON.stringify(request);
-      const response = await this.fetchImpl(`${node.url}/v1/streams`, {
+      const { status, text: answer } = await this.transport.call(`${node.url}/v1/streams`, {
         method: "POST",
         headers: {
           "content-type": "application/json",
           [SIGNATURE_HEADER]: signRequest(this.options.clusterSecret, "POST", "/v1/streams", body),
         },
         body,
-        signal: AbortSignal.timeout(this.options.dispatchTimeoutMs),
+        timeoutMs: this.options.dispatchTimeoutMs,
       });
-      const answer = await response.text().catch(() => "");
       // 409 means the stream already runs (a retried dispatch) or moved on: either way nothing more to start.
-      if (response.status === 202 || response.status === 409) {
+      if (status === 202 || status === 409) {
         this.markUp(node);
         return "accepted";
       }
       // The stream is gone (not a wrong URL, whose 404 is route_not_found): no other node can run it either.
-      if (response.status === 404 && answer.includes('"stream_unknown"')) return "gone";
-      this.markDown(node, `HTTP ${response.status}`);
+      if (status === 404 && answer.includes('"stream_unknown"')) return "gone";
+      this.markDown(node, `HTTP ${status}`);
       return "failed";
     } catch (error) {
       this.markDown(node, error instanceof Error ? error.message : String(error));
@@ -162,10 +171,13 @@ export class AiBalancer {
 
   private async probe(node: AiNodeState): Promise<void> {
     try {
-      const response = await this.fetchImpl(`${node.url}/health`, { signal: AbortSignal.timeout(1000) });
-      await response.body?.cancel().catch(() => undefined);
-      if (response.ok) this.markUp(node);
-      else this.markDown(node, `health ${response.status}`);
+      const { status } = await this.transport.call(`${node.url}/health`, {
+        method: "GET",
+        timeoutMs: 1000,
+        readBody: false,
+      });
+      if (status >= 200 && status < 300) this.markUp(node);
+      else this.markDown(node, `health ${status}`);
     } catch (error) {
       this.markDown(node, error instanceof Error ? error.message : String(error));
     }

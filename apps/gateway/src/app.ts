@@ -74,8 +74,9 @@ export function registerGatewayRoutes(
   authed.use("*", requireSession(deps));
   // Cancel comes before the rate limit: a user over their rate can always stop their own answers.
   authed.route("/cancel", cancelRoutes(deps));
-  authed.use("*", limitSessionRate(deps));
+  // Chat charges the session's rate itself, in the one Redis call of its checks (same order, routes/chat.ts).
   authed.route("/chat", chatRoutes(deps, redis));
+  authed.use("*", limitSessionRate(deps));
   authed.route("/", historyRoutes(deps));
   app.route("/api", authed);
 

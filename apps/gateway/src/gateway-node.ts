@@ -192,6 +192,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
       }, config.SHUTDOWN_GRACE_MS);
       await closed;
       clearTimeout(grace);
+      balancer.close();
       await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
       metricsServer.closeAllConnections();
       await events.stop(3000);

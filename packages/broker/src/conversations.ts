@@ -12,6 +12,9 @@ import { LuaScript } from "./redis";
 import type { SlotKeys } from "./stream-slots";
 import type { StreamStore } from "./stream-store";
 
+/** One Redis command: its name, then its arguments. */
+export type RedisCommand = [string, ...(string | number)[]];
+
 export interface Turn {
   conversationId: string;
   userMessageId: string;
@@ -145,6 +148,23 @@ export class ConversationStore {
     conversationId?: string,
     stream: { streamId?: string; slots?: SlotKeys } = {},
   ): Promise<Turn> {
+    const { turn, commands } = this.turnCommands(sessionId, message, conversationId, stream);
+    const tx = this.redis.multi();
+    for (const [command, ...args] of commands) tx.call(command, ...args);
+    await tx.exec();
+    return turn;
+  }
+
+  /**
+   * The turn `beginTurn` writes, and its commands, without running them: for a caller that runs them in a script
+   * of its own, after its checks (StreamSlots.admit), in one Redis call.
+   */
+  turnCommands(
+    sessionId: string,
+    message: string,
+    conversationId?: string,
+    stream: { streamId?: string; slots?: SlotKeys } = {},
+  ): { turn: Turn; commands: RedisCommand[] } {
     const now = Date.now();
     const createdAt = new Date(now).toISOString();
     const turn: Turn = {
@@ -156,9 +176,10 @@ export class ConversationStore {
     };
     const conv = keys.conversation(turn.conversationId);
     const msgs = keys.conversationMessages(turn.conversationId);
-    const tx = this.redis.multi();
+    const commands: RedisCommand[] = [];
     if (turn.newConversation) {
-      tx.hset(
+      commands.push([
+        "hset",
         conv,
         "id",
         turn.conversationId,
@@ -168,11 +189,13 @@ export class ConversationStore {
         titleFrom(message),
         "createdAt",
         createdAt,
-      );
+      ]);
     }
-    tx.hset(conv, "updatedAt", createdAt)
-      .rpush(msgs, turn.userMessageId, turn.assistantMessageId)
-      .hset(
+    commands.push(
+      ["hset", conv, "updatedAt", createdAt],
+      ["rpush", msgs, turn.userMessageId, turn.assistantMessageId],
+      [
+        "hset",
         keys.message(turn.userMessageId),
         "id",
         turn.userMessageId,
@@ -182,8 +205,9 @@ export class ConversationStore {
         message,
         "createdAt",
         createdAt,
-      )
-      .hset(
+      ],
+      [
+        "hset",
         keys.message(turn.assistantMessageId),
         "id",
         turn.assistantMessageId,
@@ -193,8 +217,9 @@ export class ConversationStore {
         createdAt,
         "streamId",
         turn.streamId,
-      )
-      .zadd(keys.sessionConversations(sessionId), now, turn.conversationId);
+      ],
+      ["zadd", keys.sessionConversations(sessionId), now, turn.conversationId],
+    );
     for (const key of [
       conv,
       msgs,
@@ -202,23 +227,22 @@ export class ConversationStore {
       keys.message(turn.assistantMessageId),
       keys.sessionConversations(sessionId),
     ]) {
-      tx.pexpire(key, this.ttl);
+      commands.push(["pexpire", key, this.ttl]);
     }
-    for (const [command, ...args] of this.streams.createCommands(
-      {
-        streamId: turn.streamId,
-        sessionId,
-        conversationId: turn.conversationId,
-        messageId: turn.assistantMessageId,
-        userMessageId: turn.userMessageId,
-        ...(stream.slots ? { slots: stream.slots } : {}),
-      },
-      now,
-    )) {
-      tx.call(command, ...args);
-    }
-    await tx.exec();
-    return turn;
+    commands.push(
+      ...this.streams.createCommands(
+        {
+          streamId: turn.streamId,
+          sessionId,
+          conversationId: turn.conversationId,
+          messageId: turn.assistantMessageId,
+          userMessageId: turn.userMessageId,
+          ...(stream.slots ? { slots: stream.slots } : {}),
+        },
+        now,
+      ),
+    );
+    return { turn, commands };
   }
 
   /** Undoes a turn no AI node accepted, so a retry does not leave a dangling user message behind. */

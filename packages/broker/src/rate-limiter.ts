@@ -42,15 +42,30 @@ export class RateLimiter implements RateLimiterLike {
 
   /** Takes `cost` tokens for `id`, or none when that many are not there. */
   async check(id: string, cost = 1): Promise<RateDecision> {
-    const result = await script.run<unknown>(
-      this.redis,
-      [keys.rate(this.scope, id)],
-      [this.intervalMs, this.limit.burst, cost],
-    );
-    if (!Array.isArray(result) || typeof result[0] !== "number" || typeof result[1] !== "number") {
-      throw new Error("rate limit script returned an unexpected reply");
-    }
-    if (result[0] === 1) return { allowed: true };
-    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(result[1] / 1000)) };
+    const call = this.call(id, cost);
+    return rateDecisionOf(await script.run<unknown>(this.redis, [call.key], call.args));
   }
+
+  /**
+   * The bucket's key and the RATE_LIMIT script's arguments for one check: for scripts that run this check as one
+   * step of several in a single call (StreamSlots.admit), with the same Lua and the same decision.
+   */
+  call(id: string, cost = 1): RateCall {
+    return { key: keys.rate(this.scope, id), args: [this.intervalMs, this.limit.burst, cost] };
+  }
+}
+
+/** One check of a RateLimiter, as a step of a larger script: KEYS[1] and ARGV of RATE_LIMIT. */
+export interface RateCall {
+  key: string;
+  args: [intervalMs: number, burst: number, cost: number];
+}
+
+/** The decision of a RATE_LIMIT reply ({1, 0} or {0, retryAfterMs}). */
+export function rateDecisionOf(result: unknown): RateDecision {
+  if (!Array.isArray(result) || typeof result[0] !== "number" || typeof result[1] !== "number") {
+    throw new Error("rate limit script returned an unexpected reply");
+  }
+  if (result[0] === 1) return { allowed: true };
+  return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(result[1] / 1000)) };
 }

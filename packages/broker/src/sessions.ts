@@ -1,6 +1,20 @@
 import type { Redis } from "ioredis";
 import { hashToken, isWellFormedToken, newId, newToken } from "./ids";
 import { keys } from "./keys";
+import { LuaScript } from "./redis";
+
+/**
+ * A token's session, and both idle timeouts refreshed, in one call.
+ * KEYS: token   ARGV: 1 idle TTL ms, 2 the session hash's key prefix (keys.session(""); the id is the token's value)
+ * Returns the session id, or false for an unknown or expired token (nothing refreshed).
+ */
+const RESOLVE_SCRIPT = new LuaScript(`
+local sessionId = redis.call('GET', KEYS[1])
+if not sessionId then return false end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', ARGV[2] .. sessionId, ARGV[1])
+return sessionId
+`);
 
 /** Sessions: a random 256-bit token for the client, only its SHA-256 in Redis, expiring after idle time. */
 export class SessionStore {
@@ -24,10 +38,11 @@ export class SessionStore {
   /** The session of a token, refreshing its idle timeout; undefined for a malformed, unknown or expired token. */
   async resolve(token: string): Promise<string | undefined> {
     if (!isWellFormedToken(token)) return undefined;
-    const tokenKey = keys.token(hashToken(token));
-    const sessionId = await this.redis.get(tokenKey);
-    if (!sessionId) return undefined;
-    await this.redis.multi().pexpire(tokenKey, this.idleTtlMs).pexpire(keys.session(sessionId), this.idleTtlMs).exec();
-    return sessionId;
+    const sessionId = await RESOLVE_SCRIPT.run<unknown>(
+      this.redis,
+      [keys.token(hashToken(token))],
+      [this.idleTtlMs, keys.session("")],
+    );
+    return typeof sessionId === "string" && sessionId !== "" ? sessionId : undefined;
   }
 }

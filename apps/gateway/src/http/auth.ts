@@ -1,5 +1,5 @@
 import { ErrorCode } from "@chatgrid/protocol";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { ApiDeps, ApiEnv } from "./context";
 import { apiError } from "./errors";
 import { refuse } from "./refuse";
@@ -21,14 +21,20 @@ export function requireSession(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
   };
 }
 
-/** The session's token bucket (SESSION_RATE_*), shared by every gateway; after `requireSession`. */
+/** The 429 of the session's token bucket (SESSION_RATE_*). */
+export function refuseSessionRate(c: Context, deps: Pick<ApiDeps, "metrics">, retryAfterSeconds: number): Response {
+  const message = "this session is over its request rate";
+  return refuse(c, deps, "session_rate", ErrorCode.rateLimited, message, retryAfterSeconds);
+}
+
+/**
+ * The session's token bucket (SESSION_RATE_*), shared by every gateway; after `requireSession`. `POST /api/chat`
+ * charges it itself, as the first of its checks in one Redis call (routes/chat.ts).
+ */
 export function limitSessionRate(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const decision = await deps.rateLimiter.check(c.get("sessionId"));
-    if (!decision.allowed) {
-      const message = "this session is over its request rate";
-      return refuse(c, deps, "session_rate", ErrorCode.rateLimited, message, decision.retryAfterSeconds);
-    }
+    if (!decision.allowed) return refuseSessionRate(c, deps, decision.retryAfterSeconds);
     await next();
   };
 }

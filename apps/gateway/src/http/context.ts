@@ -1,6 +1,7 @@
 import type {
   ConversationStore,
   Logger,
+  RateLimiter,
   RateLimiterLike,
   SessionStore,
   StreamSlots,
@@ -16,12 +17,12 @@ export interface ApiDeps {
   sessions: SessionStore;
   streams: StreamStore;
   conversations: ConversationStore;
-  /** Authenticated REST calls per session. */
-  rateLimiter: RateLimiterLike;
+  /** Authenticated REST calls per session (a RateLimiter: POST /api/chat runs its check inside StreamSlots.admit). */
+  rateLimiter: RateLimiter;
   /** New sessions per client address (REST and WebSocket hello without a token). */
   sessionCreateLimiter: RateLimiterLike;
   /** Message characters per client address (the cost of a chat request is its message's length). */
-  messageCharsLimiter: RateLimiterLike;
+  messageCharsLimiter: RateLimiter;
   /** Concurrent answers per session and per address. */
   slots: StreamSlots;
   /** The header that carries the client's address (see http/client-address.ts). */

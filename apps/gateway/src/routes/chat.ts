@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { keys, newId, type Turn } from "@chatgrid/broker";
+import { type AdmitDecision, keys, newId, type RateCall, type Turn } from "@chatgrid/broker";
 import {
   type ChatAccepted,
   ChatAcceptedSchema,
@@ -10,6 +10,7 @@ import {
 import { Hono } from "hono";
 import type { Redis } from "ioredis";
 import { z } from "zod";
+import { refuseSessionRate } from "../http/auth";
 import type { ApiDeps, ApiEnv } from "../http/context";
 import { apiError } from "../http/errors";
 import { readJson } from "../http/json-body";
@@ -53,9 +54,14 @@ function readRecord(raw: string | null, fingerprint: string): Earlier {
 export function chatRoutes(deps: ApiDeps, redis: Redis): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   app.post("/", async (c) => {
-    const body = await readJson(c, ChatRequestSchema);
-    if (body instanceof Response) return body;
     const sessionId = c.get("sessionId");
+    const address = c.get("clientAddress");
+    const body = await readJson(c, ChatRequestSchema);
+    if (body instanceof Response) {
+      // A malformed request costs the session's rate like any other call (and is refused by it first).
+      const rate = await deps.rateLimiter.check(sessionId);
+      return rate.allowed ? body : refuseSessionRate(c, deps, rate.retryAfterSeconds);
+    }
     const idemKey = body.clientMessageId ? keys.idempotency(sessionId, body.clientMessageId) : undefined;
     const fingerprint = fingerprintOf(body);
     const answerEarlier = (earlier: Earlier) => {
@@ -70,50 +76,75 @@ export function chatRoutes(deps: ApiDeps, redis: Redis): Hono<ApiEnv> {
       }
       return c.json(earlier.accepted, 202);
     };
+    // The checks, in this order, each charging only when the ones before passed (docs/security.md "Rate limits"):
+    // the session's rate, an earlier answer to the same clientMessageId, the conversation's owner, the address's
+    // message characters (what an address may write is bounded), the concurrency slots of the session and of the
+    // address. Without a clientMessageId all of them are one Redis call; with one, the rate comes first on its own.
+    let sessionRate: RateCall | undefined = deps.rateLimiter.call(sessionId);
     if (idemKey) {
+      const rate = await deps.rateLimiter.check(sessionId);
+      if (!rate.allowed) return refuseSessionRate(c, deps, rate.retryAfterSeconds);
+      sessionRate = undefined;
       const earlier = answerEarlier(readRecord(await redis.get(idemKey), fingerprint));
       if (earlier) return earlier;
     }
-    if (body.conversationId && (await deps.conversations.ownerOf(body.conversationId)) !== sessionId) {
-      return apiError(c, 404, ErrorCode.notFound, "no such conversation");
-    }
-    // What an address may write is bounded: the message's characters come out of the address's bucket.
-    const chars = await deps.messageCharsLimiter.check(c.get("clientAddress"), body.message.length);
-    if (!chars.allowed) {
-      return refuse(
-        c,
-        deps,
-        "message_chars",
-        ErrorCode.rateLimited,
-        "this address sent too much text; retry later",
-        chars.retryAfterSeconds,
-      );
-    }
+    // The turn is written by the same call once every check passed. Any failure before the stream is handed over
+    // gives its slots and its turn back at once (a Redis blip must not lock a session at its cap until the slot
+    // lapses); undoing what was never written is harmless.
     const streamId = newId("st");
-    const slot = await deps.slots.acquire(sessionId, c.get("clientAddress"), streamId);
-    if (!slot.ok) {
-      const cap = slot.scope === "session" ? deps.slots.caps.perSession : deps.slots.caps.perAddress;
-      return refuse(
-        c,
-        deps,
-        slot.scope === "session" ? "streams_session" : "streams_address",
-        ErrorCode.tooManyStreams,
-        `this ${slot.scope} already has ${cap} answers running; wait for one to end or cancel one`,
-        1,
-      );
-    }
-    // From here on the slot is ours: any failure before the stream is handed over gives it back at once (a Redis
-    // blip must not lock a session at its cap until the slot lapses).
-    let turn: Turn | undefined;
+    const slotKeys = deps.slots.keysFor(sessionId, address);
+    const { turn, commands } = deps.conversations.turnCommands(sessionId, body.message, body.conversationId, {
+      streamId,
+      slots: slotKeys,
+    });
     const undo = async () => {
-      await deps.slots.release(slot.keys, streamId).catch(() => undefined);
-      if (turn) await deps.conversations.rollbackTurn(sessionId, turn);
+      await deps.slots.release(slotKeys, streamId).catch(() => undefined);
+      await deps.conversations.rollbackTurn(sessionId, turn);
     };
+    let slot: AdmitDecision;
     try {
-      turn = await deps.conversations.beginTurn(sessionId, body.message, body.conversationId, {
+      slot = await deps.slots.admit({
+        sessionId,
+        address,
         streamId,
-        slots: slot.keys,
+        sessionRate,
+        conversationKey: body.conversationId ? keys.conversation(body.conversationId) : undefined,
+        chars: deps.messageCharsLimiter.call(address, body.message.length),
+        writes: commands,
       });
+    } catch (error) {
+      await undo().catch(() => undefined);
+      throw error;
+    }
+    if (!slot.ok) {
+      switch (slot.refused) {
+        case "session_rate":
+          return refuseSessionRate(c, deps, slot.decision.retryAfterSeconds);
+        case "conversation":
+          return apiError(c, 404, ErrorCode.notFound, "no such conversation");
+        case "message_chars":
+          return refuse(
+            c,
+            deps,
+            "message_chars",
+            ErrorCode.rateLimited,
+            "this address sent too much text; retry later",
+            slot.decision.retryAfterSeconds,
+          );
+        case "streams": {
+          const cap = slot.scope === "session" ? deps.slots.caps.perSession : deps.slots.caps.perAddress;
+          return refuse(
+            c,
+            deps,
+            slot.scope === "session" ? "streams_session" : "streams_address",
+            ErrorCode.tooManyStreams,
+            `this ${slot.scope} already has ${cap} answers running; wait for one to end or cancel one`,
+            1,
+          );
+        }
+      }
+    }
+    try {
       if (idemKey) {
         const ttl = deps.streams.options.retentionTtlMs;
         const accepted = acceptedOf(turn);
