@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { ClusterRunner, type SupervisedProcess } from "../infra/runner";
+import { BenchChild } from "./ipc";
 import { BENCH_NODE_ENV, nginxConfShape } from "./stack";
 
 export interface ScenarioClusterOptions {
@@ -162,4 +163,24 @@ export async function repeatScenario<O extends { repeats: number; log: unknown }
     durationSeconds: Math.round((Date.now() - started) / 1000),
     nginxConfShape: shape,
   };
+}
+
+/** A scenario's run: its client processes and its cluster, both stopped whatever the run does. */
+export async function withScenarioCluster<T>(
+  name: string,
+  clientProcesses: number,
+  clusterOptions: ScenarioClusterOptions,
+  run: (cluster: ScenarioCluster, clients: BenchChild[]) => Promise<T>,
+): Promise<T> {
+  const clients = Array.from({ length: clientProcesses }, (_, k) =>
+    BenchChild.start(`${name}-clients-${k + 1}`, "chat-clients.ts"),
+  );
+  let cluster: ScenarioCluster | undefined;
+  try {
+    cluster = await startScenarioCluster(clusterOptions);
+    return await run(cluster, clients);
+  } finally {
+    for (const c of clients) c.kill();
+    await cluster?.stop();
+  }
 }

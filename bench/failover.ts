@@ -16,9 +16,9 @@ import {
   repeatScenario,
   type ScenarioCluster,
   type ScenarioRuns,
-  startScenarioCluster,
+  withScenarioCluster,
 } from "./cluster";
-import { BenchChild } from "./ipc";
+import type { BenchChild } from "./ipc";
 import { cpuMs, machineBusyMs, treeCpuMs } from "./proc-stats";
 import type { ChatOpened, FailoverStreamReport } from "./protocol";
 import { Histogram, nowMs, round, sleep } from "./stats";
@@ -147,186 +147,185 @@ function cpuSnapshot(cluster: ScenarioCluster, survivors: number[], clients: Ben
 
 async function runOnce(options: FailoverOptions, repeat: number): Promise<{ run: FailoverRun; shape: string }> {
   const { log } = options;
-  const clients = Array.from({ length: options.clientProcesses }, (_, k) =>
-    BenchChild.start(`failover-clients-${k + 1}`, "chat-clients.ts"),
-  );
-  let cluster: ScenarioCluster | undefined;
-  try {
-    cluster = await startScenarioCluster({
+  return withScenarioCluster(
+    "failover",
+    options.clientProcesses,
+    {
       gateways: options.gateways,
       aiNodes: options.aiNodes,
       demoTokensPerSecond: options.tokensPerSecond,
       demoMaxTokens: options.tokens,
       maxSockets: options.streams + 100,
       log: options.log,
-    });
-    const entry = cluster.entry;
-    const addresses = clientAddresses(options.streams, Math.min(options.subnets, options.streams));
-    const parts = clients.map((_, k) => addresses.filter((_, i) => i % clients.length === k));
-    const opened = (
+    },
+    async (cluster, clients) => {
+      const entry = cluster.entry;
+      const addresses = clientAddresses(options.streams, Math.min(options.subnets, options.streams));
+      const parts = clients.map((_, k) => addresses.filter((_, i) => i % clients.length === k));
+      const opened = (
+        await Promise.all(
+          clients.map((c, k) =>
+            c.request<ChatOpened[]>("open", { entry, addresses: parts[k], reconnect: true }, 300_000),
+          ),
+        )
+      ).flat();
+      const victims = opened.filter((o) => o.node === VICTIM).map((o) => o.address);
+      if (victims.length === 0) throw new Error(`no socket landed on ${VICTIM}: use more subnets`);
+      const victimSet = new Set(victims);
       await Promise.all(
+        clients.map((c) =>
+          c.request("start", { prompt: `failover ${repeat}`, tokens: options.tokens, concurrency: 25 }, 300_000),
+        ),
+      );
+      await Promise.all(clients.map((c) => c.request("live", { minSeq: 3, timeoutMs: 60_000 }, 70_000)));
+
+      // The baseline: the same commands' rate while every stream runs and nothing has failed yet.
+      const gatewayNames = cluster.runner.topology.gateways.map((g) => g.name);
+      const survivors = cluster.pids.gateways.filter((_, i) => gatewayNames[i] !== VICTIM);
+      const s1 = await commandCalls(cluster.admin);
+      const t1 = nowMs();
+      const cpuBaseline = cpuSnapshot(cluster, survivors, clients);
+      await sleep(options.baselineMs);
+      const s2 = await commandCalls(cluster.admin);
+      const t2 = nowMs();
+      const cpuBefore = cpuSnapshot(cluster, survivors, clients);
+
+      const killAt = nowMs();
+      await cluster.gateway(VICTIM).kill("SIGKILL");
+      const resumedCounts = await Promise.all(
         clients.map((c, k) =>
-          c.request<ChatOpened[]>("open", { entry, addresses: parts[k], reconnect: true }, 300_000),
+          c.request<number>(
+            "resumed",
+            { addresses: parts[k]!.filter((a) => victimSet.has(a)), timeoutMs: 30_000 },
+            40_000,
+          ),
         ),
-      )
-    ).flat();
-    const victims = opened.filter((o) => o.node === VICTIM).map((o) => o.address);
-    if (victims.length === 0) throw new Error(`no socket landed on ${VICTIM}: use more subnets`);
-    const victimSet = new Set(victims);
-    await Promise.all(
-      clients.map((c) =>
-        c.request("start", { prompt: `failover ${repeat}`, tokens: options.tokens, concurrency: 25 }, 300_000),
-      ),
-    );
-    await Promise.all(clients.map((c) => c.request("live", { minSeq: 3, timeoutMs: 60_000 }, 70_000)));
+      );
+      const s3 = await commandCalls(cluster.admin);
+      const t3 = nowMs();
+      const cpuAfter = cpuSnapshot(cluster, survivors, clients);
+      const resumed = resumedCounts.reduce((a, b) => a + b, 0);
 
-    // The baseline: the same commands' rate while every stream runs and nothing has failed yet.
-    const gatewayNames = cluster.runner.topology.gateways.map((g) => g.name);
-    const survivors = cluster.pids.gateways.filter((_, i) => gatewayNames[i] !== VICTIM);
-    const s1 = await commandCalls(cluster.admin);
-    const t1 = nowMs();
-    const cpuBaseline = cpuSnapshot(cluster, survivors, clients);
-    await sleep(options.baselineMs);
-    const s2 = await commandCalls(cluster.admin);
-    const t2 = nowMs();
-    const cpuBefore = cpuSnapshot(cluster, survivors, clients);
+      const answerMs = (options.tokens / Math.max(1, options.tokensPerSecond)) * 1000;
+      await Promise.all(clients.map((c) => c.request("done", { timeoutMs: answerMs + 30_000 }, answerMs + 40_000)));
+      const reports = (
+        await Promise.all(clients.map((c) => c.request<FailoverStreamReport[]>("failoverReport")))
+      ).flat();
 
-    const killAt = nowMs();
-    await cluster.gateway(VICTIM).kill("SIGKILL");
-    const resumedCounts = await Promise.all(
-      clients.map((c, k) =>
-        c.request<number>(
-          "resumed",
-          { addresses: parts[k]!.filter((a) => victimSet.has(a)), timeoutMs: 30_000 },
-          40_000,
-        ),
-      ),
-    );
-    const s3 = await commandCalls(cluster.admin);
-    const t3 = nowMs();
-    const cpuAfter = cpuSnapshot(cluster, survivors, clients);
-    const resumed = resumedCounts.reduce((a, b) => a + b, 0);
+      // The stored answer (what history serves) and the demo model's own text for the prompt: both must equal what
+      // each client assembled.
+      const stored = await Promise.all(reports.map((r) => cluster.admin.get(keys.streamText(r.streamId))));
+      let violations = 0;
+      let notDone = 0;
+      let textMismatches = 0;
+      let resumeGaps = 0;
+      let othersClosed = 0;
+      const errors: string[] = [];
+      reports.forEach((r, i) => {
+        const expected = demoTokens([{ role: "user", content: r.prompt }], options.tokens).join("");
+        violations += r.violations.length;
+        if (r.violations.length > 0) errors.push(`${r.address} ${r.streamId}: ${r.violations.slice(0, 3).join("; ")}`);
+        if (r.done?.finishReason !== "stop") notDone++;
+        if (r.text !== stored[i] || r.text !== expected) {
+          textMismatches++;
+          errors.push(`${r.address}: text differs from the ${r.text !== stored[i] ? "stored answer" : "demo's text"}`);
+        }
+        if (victimSet.has(r.address)) {
+          if (r.resumedAt !== undefined && r.firstSeqAfter !== (r.afterSeq ?? -1) + 1) resumeGaps++;
+        } else if (r.closedAt !== undefined) othersClosed++;
+        errors.push(...r.errors.map((e) => `${r.address}: ${e}`));
+      });
 
-    const answerMs = (options.tokens / Math.max(1, options.tokensPerSecond)) * 1000;
-    await Promise.all(clients.map((c) => c.request("done", { timeoutMs: answerMs + 30_000 }, answerMs + 40_000)));
-    const reports = (await Promise.all(clients.map((c) => c.request<FailoverStreamReport[]>("failoverReport")))).flat();
-
-    // The stored answer (what history serves) and the demo model's own text for the prompt: both must equal what
-    // each client assembled.
-    const stored = await Promise.all(reports.map((r) => cluster!.admin.get(keys.streamText(r.streamId))));
-    let violations = 0;
-    let notDone = 0;
-    let textMismatches = 0;
-    let resumeGaps = 0;
-    let othersClosed = 0;
-    const errors: string[] = [];
-    reports.forEach((r, i) => {
-      const expected = demoTokens([{ role: "user", content: r.prompt }], options.tokens).join("");
-      violations += r.violations.length;
-      if (r.violations.length > 0) errors.push(`${r.address} ${r.streamId}: ${r.violations.slice(0, 3).join("; ")}`);
-      if (r.done?.finishReason !== "stop") notDone++;
-      if (r.text !== stored[i] || r.text !== expected) {
-        textMismatches++;
-        errors.push(`${r.address}: text differs from the ${r.text !== stored[i] ? "stored answer" : "demo's text"}`);
+      const victimReports = reports.filter((r) => victimSet.has(r.address));
+      const since = (at: number | undefined) => (at === undefined ? [] : [at - killAt]);
+      const landedOn: Record<string, number> = {};
+      for (const r of victimReports) if (r.nodeAfter) landedOn[r.nodeAfter] = (landedOn[r.nodeAfter] ?? 0) + 1;
+      const windowMs = t3 - t2;
+      const commands: Record<string, CommandDelta> = {};
+      let commandsPerResume = 0;
+      let sharedNetPerResume = 0;
+      for (const name of new Set([...Object.keys(s3), ...Object.keys(s2)])) {
+        const window = (s3[name] ?? 0) - (s2[name] ?? 0);
+        const baseline = (((s2[name] ?? 0) - (s1[name] ?? 0)) * windowMs) / (t2 - t1);
+        if (window === 0 && baseline === 0) continue;
+        const perResume = (window - baseline) / Math.max(1, resumed);
+        commands[name] = { window, baseline: round(baseline, 1), perResume: round(perResume, 2) };
+        if (baseline < 0.01 * window) commandsPerResume += perResume;
+        else sharedNetPerResume += perResume;
       }
-      if (victimSet.has(r.address)) {
-        if (r.resumedAt !== undefined && r.firstSeqAfter !== (r.afterSeq ?? -1) + 1) resumeGaps++;
-      } else if (r.closedAt !== undefined) othersClosed++;
-      errors.push(...r.errors.map((e) => `${r.address}: ${e}`));
-    });
-
-    const victimReports = reports.filter((r) => victimSet.has(r.address));
-    const since = (at: number | undefined) => (at === undefined ? [] : [at - killAt]);
-    const landedOn: Record<string, number> = {};
-    for (const r of victimReports) if (r.nodeAfter) landedOn[r.nodeAfter] = (landedOn[r.nodeAfter] ?? 0) + 1;
-    const windowMs = t3 - t2;
-    const commands: Record<string, CommandDelta> = {};
-    let commandsPerResume = 0;
-    let sharedNetPerResume = 0;
-    for (const name of new Set([...Object.keys(s3), ...Object.keys(s2)])) {
-      const window = (s3[name] ?? 0) - (s2[name] ?? 0);
-      const baseline = (((s2[name] ?? 0) - (s1[name] ?? 0)) * windowMs) / (t2 - t1);
-      if (window === 0 && baseline === 0) continue;
-      const perResume = (window - baseline) / Math.max(1, resumed);
-      commands[name] = { window, baseline: round(baseline, 1), perResume: round(perResume, 2) };
-      if (baseline < 0.01 * window) commandsPerResume += perResume;
-      else sharedNetPerResume += perResume;
-    }
-    const percent = (k: keyof ReturnType<typeof cpuSnapshot>) =>
-      round((100 * (cpuAfter[k] - cpuBefore[k])) / Math.max(1, t3 - killAt), 1);
-    // The killed gateway's last CPU is not read (it is gone): "other work" may hold its last milliseconds.
-    const ours = (["clients", "survivors", "ai", "redis", "nginx"] as const).reduce(
-      (s, k) => s + cpuAfter[k] - cpuBefore[k],
-      0,
-    );
-    const resumeMs = percentiles(victimReports.flatMap((r) => since(r.resumedAt)));
-    // The surviving gateways' CPU for the resumes: over the window, less their rate before the kill (streaming).
-    const survivorRate = (cpuBefore.survivors - cpuBaseline.survivors) / Math.max(1, killAt - t1);
-    const survivorCpuMsPerResume =
-      (cpuAfter.survivors - cpuBefore.survivors - survivorRate * (t3 - killAt)) / Math.max(1, resumed);
-    const run: FailoverRun = {
-      repeat,
-      streams: options.streams,
-      onVictim: victims.length,
-      onOthers: opened.length - victims.length,
-      resumed,
-      closeMs: percentiles(victimReports.flatMap((r) => since(r.closedAt))),
-      welcomeMs: percentiles(victimReports.flatMap((r) => since(r.welcomeAt))),
-      resumeMs,
-      attemptToWelcomeMs: percentiles(
-        victimReports.flatMap((r) =>
-          r.welcomeAt !== undefined && r.attemptsAt.length > 0 ? [r.welcomeAt - r.attemptsAt.at(-1)!] : [],
+      const percent = (k: keyof ReturnType<typeof cpuSnapshot>) =>
+        round((100 * (cpuAfter[k] - cpuBefore[k])) / Math.max(1, t3 - killAt), 1);
+      // The killed gateway's last CPU is not read (it is gone): "other work" may hold its last milliseconds.
+      const ours = (["clients", "survivors", "ai", "redis", "nginx"] as const).reduce(
+        (s, k) => s + cpuAfter[k] - cpuBefore[k],
+        0,
+      );
+      const resumeMs = percentiles(victimReports.flatMap((r) => since(r.resumedAt)));
+      // The surviving gateways' CPU for the resumes: over the window, less their rate before the kill (streaming).
+      const survivorRate = (cpuBefore.survivors - cpuBaseline.survivors) / Math.max(1, killAt - t1);
+      const survivorCpuMsPerResume =
+        (cpuAfter.survivors - cpuBefore.survivors - survivorRate * (t3 - killAt)) / Math.max(1, resumed);
+      const run: FailoverRun = {
+        repeat,
+        streams: options.streams,
+        onVictim: victims.length,
+        onOthers: opened.length - victims.length,
+        resumed,
+        closeMs: percentiles(victimReports.flatMap((r) => since(r.closedAt))),
+        welcomeMs: percentiles(victimReports.flatMap((r) => since(r.welcomeAt))),
+        resumeMs,
+        attemptToWelcomeMs: percentiles(
+          victimReports.flatMap((r) =>
+            r.welcomeAt !== undefined && r.attemptsAt.length > 0 ? [r.welcomeAt - r.attemptsAt.at(-1)!] : [],
+          ),
         ),
-      ),
-      attemptsMax: Math.max(0, ...victimReports.map((r) => r.attemptsAt.length)),
-      survivorCpuMsPerResume: round(survivorCpuMsPerResume, 2),
-      landedOn,
-      redis: {
-        windowMs: round(windowMs, 1),
-        commandsPerResume: round(commandsPerResume, 2),
-        sharedNetPerResume: round(sharedNetPerResume, 2),
-        commands,
-      },
-      cpuPercent: {
-        clients: percent("clients"),
-        survivors: percent("survivors"),
-        ai: percent("ai"),
-        redis: percent("redis"),
-        nginx: percent("nginx"),
-        othersOnMachine: round(
-          Math.max(0, (100 * (cpuAfter.machine - cpuBefore.machine - ours)) / Math.max(1, t3 - killAt)),
-          1,
-        ),
-      },
-      checked: reports.length,
-      violations,
-      resumeGaps,
-      notDone,
-      textMismatches,
-      othersClosed,
-      errors: [...new Set(errors)].slice(0, 10),
-      pass: false,
-      failReasons: [],
-    };
-    const reasons = run.failReasons;
-    if (resumed < victims.length) reasons.push(`${victims.length - resumed} of ${victims.length} did not resume`);
-    if (!(resumeMs.max <= FAILOVER_TARGET_MS)) reasons.push(`slowest resume ${resumeMs.max} ms`);
-    if (violations > 0) reasons.push(`${violations} seq violations`);
-    if (resumeGaps > 0) reasons.push(`${resumeGaps} resumes not at afterSeq + 1`);
-    if (notDone > 0) reasons.push(`${notDone} streams without done stop`);
-    if (textMismatches > 0) reasons.push(`${textMismatches} texts differ`);
-    if (othersClosed > 0) reasons.push(`${othersClosed} sockets of other gateways closed`);
-    run.pass = reasons.length === 0;
-    log(
-      `failover r${repeat}: ${victims.length} of ${options.streams} sockets on ${VICTIM}; resumed ${resumed}; ` +
-        `resume p50 ${resumeMs.p50} p99 ${resumeMs.p99} max ${resumeMs.max} ms (welcome p99 ${run.welcomeMs.p99}); ` +
-        `${run.redis.commandsPerResume} Redis commands per resume; ${run.pass ? "pass" : `FAIL (${reasons.join(", ")})`}`,
-    );
-    return { run, shape: cluster.nginxConfShape };
-  } finally {
-    for (const c of clients) c.kill();
-    await cluster?.stop();
-  }
+        attemptsMax: Math.max(0, ...victimReports.map((r) => r.attemptsAt.length)),
+        survivorCpuMsPerResume: round(survivorCpuMsPerResume, 2),
+        landedOn,
+        redis: {
+          windowMs: round(windowMs, 1),
+          commandsPerResume: round(commandsPerResume, 2),
+          sharedNetPerResume: round(sharedNetPerResume, 2),
+          commands,
+        },
+        cpuPercent: {
+          clients: percent("clients"),
+          survivors: percent("survivors"),
+          ai: percent("ai"),
+          redis: percent("redis"),
+          nginx: percent("nginx"),
+          othersOnMachine: round(
+            Math.max(0, (100 * (cpuAfter.machine - cpuBefore.machine - ours)) / Math.max(1, t3 - killAt)),
+            1,
+          ),
+        },
+        checked: reports.length,
+        violations,
+        resumeGaps,
+        notDone,
+        textMismatches,
+        othersClosed,
+        errors: [...new Set(errors)].slice(0, 10),
+        pass: false,
+        failReasons: [],
+      };
+      const reasons = run.failReasons;
+      if (resumed < victims.length) reasons.push(`${victims.length - resumed} of ${victims.length} did not resume`);
+      if (!(resumeMs.max <= FAILOVER_TARGET_MS)) reasons.push(`slowest resume ${resumeMs.max} ms`);
+      if (violations > 0) reasons.push(`${violations} seq violations`);
+      if (resumeGaps > 0) reasons.push(`${resumeGaps} resumes not at afterSeq + 1`);
+      if (notDone > 0) reasons.push(`${notDone} streams without done stop`);
+      if (textMismatches > 0) reasons.push(`${textMismatches} texts differ`);
+      if (othersClosed > 0) reasons.push(`${othersClosed} sockets of other gateways closed`);
+      run.pass = reasons.length === 0;
+      log(
+        `failover r${repeat}: ${victims.length} of ${options.streams} sockets on ${VICTIM}; resumed ${resumed}; ` +
+          `resume p50 ${resumeMs.p50} p99 ${resumeMs.p99} max ${resumeMs.max} ms (welcome p99 ${run.welcomeMs.p99}); ` +
+          `${run.redis.commandsPerResume} Redis commands per resume; ${run.pass ? "pass" : `FAIL (${reasons.join(", ")})`}`,
+      );
+      return { run, shape: cluster.nginxConfShape };
+    },
+  );
 }
 
 export function runFailover(options: FailoverOptions): Promise<FailoverResults> {

@@ -7,15 +7,8 @@
  * POST → `start`, `start` → first chunk.
  */
 import { createDemoProvider } from "../apps/ai/src/providers/demo";
-import {
-  clientAddresses,
-  repeatScenario,
-  type ScenarioCluster,
-  type ScenarioRuns,
-  startScenarioCluster,
-} from "./cluster";
+import { clientAddresses, repeatScenario, type ScenarioRuns, withScenarioCluster } from "./cluster";
 import type { Percentiles } from "./failover";
-import { BenchChild } from "./ipc";
 import { cpuMs, machineBusyMs, treeCpuMs } from "./proc-stats";
 import type { ChatOpened, FirstTokenChat } from "./protocol";
 import { Histogram, nowMs, round } from "./stats";
@@ -115,12 +108,10 @@ export async function demoFirstTokenMs(tokensPerSecond: number, tokens: number, 
 }
 
 async function runOnce(options: FirstTokenOptions, repeat: number): Promise<{ run: FirstTokenRun; shape: string }> {
-  const clients = Array.from({ length: options.clientProcesses }, (_, k) =>
-    BenchChild.start(`first-token-clients-${k + 1}`, "chat-clients.ts"),
-  );
-  let cluster: ScenarioCluster | undefined;
-  try {
-    cluster = await startScenarioCluster({
+  return withScenarioCluster(
+    "first-token",
+    options.clientProcesses,
+    {
       gateways: options.gateways,
       aiNodes: options.aiNodes,
       demoTokensPerSecond: options.tokensPerSecond,
@@ -128,110 +119,111 @@ async function runOnce(options: FirstTokenOptions, repeat: number): Promise<{ ru
       maxSockets: options.sockets + 100,
       nodeOptions: options.nodeOptions,
       log: options.log,
-    });
-    const entry = cluster.entry;
-    const addresses = clientAddresses(options.sockets, Math.min(options.subnets, options.sockets));
-    const procs = clients.length;
-    const parts = clients.map((_, k) => addresses.filter((_, i) => i % procs === k));
-    await Promise.all(
-      clients.map((c, k) => c.request<ChatOpened[]>("open", { entry, addresses: parts[k], reconnect: false }, 300_000)),
-    );
-    const providerMs = await demoFirstTokenMs(options.tokensPerSecond, options.tokens);
-    const total = Math.round((options.warmupSeconds + options.seconds) * options.rate);
-    const measuredFrom = Math.round(options.warmupSeconds * options.rate);
-    const intervalMs = 1000 / options.rate;
-    const t0 = nowMs() + 500;
-    const c = cluster;
-    const cpu = () => ({
-      gateways: c.pids.gateways.reduce((s, p) => s + cpuMs(p), 0),
-      ai: c.pids.ai.reduce((s, p) => s + cpuMs(p), 0),
-      redis: treeCpuMs(c.pids.redis),
-      nginx: treeCpuMs(c.pids.nginx),
-      clients: clients.reduce((s, child) => s + cpuMs(child.pid), 0),
-    });
-    const cpuBefore = cpu();
-    const busyBefore = machineBusyMs();
-    const answerMs = (options.tokens / Math.max(1, options.tokensPerSecond)) * 1000;
-    const replies = await Promise.all(
-      clients.map((c, p) => {
-        const chats = Array.from({ length: total }, (_, k) => ({ k, socket: k % options.sockets }))
-          .filter(({ socket }) => socket % procs === p)
-          .map(({ k, socket }) => ({ k, socket: Math.floor(socket / procs) }));
-        return c.request<{ chats: FirstTokenChat[]; errors: string[]; unexpectedCloses: number }>(
-          "firstToken",
-          {
-            t0,
-            intervalMs,
-            chats,
-            measuredFrom,
-            prompt: `first token ${repeat}`,
-            tokens: options.tokens,
-            doneTimeoutMs: answerMs + 30_000,
-          },
-          (options.warmupSeconds + options.seconds) * 1000 + answerMs + 60_000,
-        );
-      }),
-    );
-    const windowMs = nowMs() - t0;
-    const busy = machineBusyMs() - busyBefore;
-    const cpuAfter = cpu();
-    const pct = (ms: number) => round((100 * ms) / Math.max(1, windowMs), 1);
-    const keys = ["gateways", "ai", "redis", "nginx", "clients"] as const;
-    const cpuPercent = Object.fromEntries(
-      keys.map((k) => [k, pct(cpuAfter[k] - cpuBefore[k])]),
-    ) as FirstTokenRun["cpuPercent"];
-    const ours = keys.reduce((s, k) => s + cpuAfter[k] - cpuBefore[k], 0);
-    const all = replies.flatMap((r) => r.chats).sort((a, b) => a.k - b.k);
-    const measured = all.filter((c) => c.k >= measuredFrom);
-    const ok = measured.filter((c) => c.status === 202 && c.firstChunkAt !== undefined);
-    const failed = all.filter((c) => c.status !== 202 || c.firstChunkAt === undefined).length;
-    const violations = all.reduce((s, c) => s + c.violations.length, 0);
-    const unexpectedCloses = replies.reduce((s, r) => s + r.unexpectedCloses, 0);
-    const lag = new Histogram();
-    for (const c of all) lag.add(c.lagMs);
-    const addedMs = percentiles(ok.map((c) => c.firstChunkAt! - c.sentAt - providerMs));
-    const run: FirstTokenRun = {
-      repeat,
-      chats: measured.length,
-      addedMs,
-      acceptedMs: percentiles(ok.flatMap((c) => (c.acceptedAt !== undefined ? [c.acceptedAt - c.sentAt] : []))),
-      startMs: percentiles(ok.flatMap((c) => (c.startAt !== undefined ? [c.startAt - c.sentAt] : []))),
-      startToChunkMs: percentiles(ok.flatMap((c) => (c.startAt !== undefined ? [c.firstChunkAt! - c.startAt] : []))),
-      providerMs: round(providerMs, 4),
-      sendLagMs: { p99: round(lag.percentile(99)), max: round(lag.max) },
-      failed,
-      violations,
-      unexpectedCloses,
-      machineBusyPercent: pct(busy),
-      othersPercent: pct(Math.max(0, busy - ours)),
-      cpuPercent,
-      errors: [
-        ...new Set([
-          ...all.flatMap((c) => c.violations.map((v) => `chat ${c.k}: ${v}`)),
-          ...all.filter((c) => c.status !== 202).map((c) => `chat ${c.k}: status ${c.status}`),
-          ...replies.flatMap((r) => r.errors),
-        ]),
-      ].slice(0, 10),
-      pass: false,
-      failReasons: [],
-    };
-    const reasons = run.failReasons;
-    if (!(addedMs.p99 <= FIRST_TOKEN_TARGET_MS)) reasons.push(`p99 ${addedMs.p99} ms`);
-    if (failed > 0) reasons.push(`${failed} chats failed or had no chunk`);
-    if (violations > 0) reasons.push(`${violations} violations`);
-    if (unexpectedCloses > 0) reasons.push(`${unexpectedCloses} sockets closed`);
-    if (!(run.sendLagMs.p99 < 5)) reasons.push(`clients behind schedule (lag p99 ${run.sendLagMs.p99} ms)`);
-    run.pass = reasons.length === 0;
-    options.log(
-      `first-token r${repeat}: ${measured.length} chats at ${options.rate}/s; added p50 ${addedMs.p50} p99 ${addedMs.p99} ` +
-        `max ${addedMs.max} ms (202 p50 ${run.acceptedMs.p50}, start p50 ${run.startMs.p50}, start→chunk p50 ` +
-        `${run.startToChunkMs.p50} ms); ${run.pass ? "pass" : `FAIL (${reasons.join(", ")})`}`,
-    );
-    return { run, shape: cluster.nginxConfShape };
-  } finally {
-    for (const c of clients) c.kill();
-    await cluster?.stop();
-  }
+    },
+    async (cluster, clients) => {
+      const entry = cluster.entry;
+      const addresses = clientAddresses(options.sockets, Math.min(options.subnets, options.sockets));
+      const procs = clients.length;
+      const parts = clients.map((_, k) => addresses.filter((_, i) => i % procs === k));
+      await Promise.all(
+        clients.map((c, k) =>
+          c.request<ChatOpened[]>("open", { entry, addresses: parts[k], reconnect: false }, 300_000),
+        ),
+      );
+      const providerMs = await demoFirstTokenMs(options.tokensPerSecond, options.tokens);
+      const total = Math.round((options.warmupSeconds + options.seconds) * options.rate);
+      const measuredFrom = Math.round(options.warmupSeconds * options.rate);
+      const intervalMs = 1000 / options.rate;
+      const t0 = nowMs() + 500;
+      const c = cluster;
+      const cpu = () => ({
+        gateways: c.pids.gateways.reduce((s, p) => s + cpuMs(p), 0),
+        ai: c.pids.ai.reduce((s, p) => s + cpuMs(p), 0),
+        redis: treeCpuMs(c.pids.redis),
+        nginx: treeCpuMs(c.pids.nginx),
+        clients: clients.reduce((s, child) => s + cpuMs(child.pid), 0),
+      });
+      const cpuBefore = cpu();
+      const busyBefore = machineBusyMs();
+      const answerMs = (options.tokens / Math.max(1, options.tokensPerSecond)) * 1000;
+      const replies = await Promise.all(
+        clients.map((c, p) => {
+          const chats = Array.from({ length: total }, (_, k) => ({ k, socket: k % options.sockets }))
+            .filter(({ socket }) => socket % procs === p)
+            .map(({ k, socket }) => ({ k, socket: Math.floor(socket / procs) }));
+          return c.request<{ chats: FirstTokenChat[]; errors: string[]; unexpectedCloses: number }>(
+            "firstToken",
+            {
+              t0,
+              intervalMs,
+              chats,
+              measuredFrom,
+              prompt: `first token ${repeat}`,
+              tokens: options.tokens,
+              doneTimeoutMs: answerMs + 30_000,
+            },
+            (options.warmupSeconds + options.seconds) * 1000 + answerMs + 60_000,
+          );
+        }),
+      );
+      const windowMs = nowMs() - t0;
+      const busy = machineBusyMs() - busyBefore;
+      const cpuAfter = cpu();
+      const pct = (ms: number) => round((100 * ms) / Math.max(1, windowMs), 1);
+      const keys = ["gateways", "ai", "redis", "nginx", "clients"] as const;
+      const cpuPercent = Object.fromEntries(
+        keys.map((k) => [k, pct(cpuAfter[k] - cpuBefore[k])]),
+      ) as FirstTokenRun["cpuPercent"];
+      const ours = keys.reduce((s, k) => s + cpuAfter[k] - cpuBefore[k], 0);
+      const all = replies.flatMap((r) => r.chats).sort((a, b) => a.k - b.k);
+      const measured = all.filter((c) => c.k >= measuredFrom);
+      const ok = measured.filter((c) => c.status === 202 && c.firstChunkAt !== undefined);
+      const failed = all.filter((c) => c.status !== 202 || c.firstChunkAt === undefined).length;
+      const violations = all.reduce((s, c) => s + c.violations.length, 0);
+      const unexpectedCloses = replies.reduce((s, r) => s + r.unexpectedCloses, 0);
+      const lag = new Histogram();
+      for (const c of all) lag.add(c.lagMs);
+      const addedMs = percentiles(ok.map((c) => c.firstChunkAt! - c.sentAt - providerMs));
+      const run: FirstTokenRun = {
+        repeat,
+        chats: measured.length,
+        addedMs,
+        acceptedMs: percentiles(ok.flatMap((c) => (c.acceptedAt !== undefined ? [c.acceptedAt - c.sentAt] : []))),
+        startMs: percentiles(ok.flatMap((c) => (c.startAt !== undefined ? [c.startAt - c.sentAt] : []))),
+        startToChunkMs: percentiles(ok.flatMap((c) => (c.startAt !== undefined ? [c.firstChunkAt! - c.startAt] : []))),
+        providerMs: round(providerMs, 4),
+        sendLagMs: { p99: round(lag.percentile(99)), max: round(lag.max) },
+        failed,
+        violations,
+        unexpectedCloses,
+        machineBusyPercent: pct(busy),
+        othersPercent: pct(Math.max(0, busy - ours)),
+        cpuPercent,
+        errors: [
+          ...new Set([
+            ...all.flatMap((c) => c.violations.map((v) => `chat ${c.k}: ${v}`)),
+            ...all.filter((c) => c.status !== 202).map((c) => `chat ${c.k}: status ${c.status}`),
+            ...replies.flatMap((r) => r.errors),
+          ]),
+        ].slice(0, 10),
+        pass: false,
+        failReasons: [],
+      };
+      const reasons = run.failReasons;
+      if (!(addedMs.p99 <= FIRST_TOKEN_TARGET_MS)) reasons.push(`p99 ${addedMs.p99} ms`);
+      if (failed > 0) reasons.push(`${failed} chats failed or had no chunk`);
+      if (violations > 0) reasons.push(`${violations} violations`);
+      if (unexpectedCloses > 0) reasons.push(`${unexpectedCloses} sockets closed`);
+      if (!(run.sendLagMs.p99 < 5)) reasons.push(`clients behind schedule (lag p99 ${run.sendLagMs.p99} ms)`);
+      run.pass = reasons.length === 0;
+      options.log(
+        `first-token r${repeat}: ${measured.length} chats at ${options.rate}/s; added p50 ${addedMs.p50} p99 ${addedMs.p99} ` +
+          `max ${addedMs.max} ms (202 p50 ${run.acceptedMs.p50}, start p50 ${run.startMs.p50}, start→chunk p50 ` +
+          `${run.startToChunkMs.p50} ms); ${run.pass ? "pass" : `FAIL (${reasons.join(", ")})`}`,
+      );
+      return { run, shape: cluster.nginxConfShape };
+    },
+  );
 }
 
 export function runFirstToken(options: FirstTokenOptions): Promise<FirstTokenResults> {
