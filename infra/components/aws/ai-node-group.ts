@@ -1,17 +1,12 @@
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { appLivenessCheck } from "../../images";
+import { livenessHealthCheck } from "./fargate";
 import { type AwsNodeGroupArgs, nodeServices, requireNodeGroupArgs } from "./node-services";
 import type { AwsAppRoles } from "./roles";
 
 /** ECS checks liveness: readiness would replace every AI node during a Redis failover. */
-export const AI_HEALTH_CHECK = {
-  command: ["CMD", ...appLivenessCheck.ai],
-  interval: 10,
-  timeout: 3,
-  retries: 3,
-  startPeriod: 15,
-};
+export const AI_HEALTH_CHECK = livenessHealthCheck(appLivenessCheck.ai);
 
 /**
  * M AI nodes on Fargate, one service each, named in Cloud Map: each announces `http://ai-N.chatgrid.internal:7001`

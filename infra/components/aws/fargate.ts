@@ -25,6 +25,25 @@ export interface EcsHealthCheck {
   startPeriod: number;
 }
 
+/**
+ * A liveness check every chatgrid container gets (docs/operations.md "Liveness and readiness"): `command` run in
+ * the container every 10 s, 3 s each, 3 failures in a row after a start period replace the task.
+ */
+export function livenessHealthCheck(command: readonly string[], startPeriod = 15): EcsHealthCheck {
+  return { command: ["CMD", ...command], interval: 10, timeout: 3, retries: 3, startPeriod };
+}
+
+/** Where a group of tasks runs: the same for the gateways, the AI nodes and the web entry. */
+export interface FargatePlacementArgs {
+  clusterArn: pulumi.Input<string>;
+  image: { ref: pulumi.Input<string>; repositoryArn: pulumi.Input<string> };
+  architecture: CpuArchitecture;
+  size: TaskSize;
+  region: string;
+  subnetIds: pulumi.Input<string>[];
+  securityGroupId: pulumi.Input<string>;
+}
+
 export interface FargateTaskArgs {
   /** The container's name and the task family's suffix (gateway-1, ai-2, web). */
   container: string;

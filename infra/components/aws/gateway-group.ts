@@ -1,17 +1,12 @@
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { appLivenessCheck } from "../../images";
+import { livenessHealthCheck } from "./fargate";
 import { type AwsNodeGroupArgs, nodeServices, requireNodeGroupArgs } from "./node-services";
 import type { AwsAppRoles } from "./roles";
 
 /** ECS checks liveness (docs/operations.md "Liveness and readiness"): readiness would replace every gateway in an AI outage. */
-export const GATEWAY_HEALTH_CHECK = {
-  command: ["CMD", ...appLivenessCheck.gateway],
-  interval: 10,
-  timeout: 3,
-  retries: 3,
-  startPeriod: 15,
-};
+export const GATEWAY_HEALTH_CHECK = livenessHealthCheck(appLivenessCheck.gateway);
 
 /**
  * N gateways on Fargate, one service each, named in Cloud Map (nginx's upstream resolves the names). Their

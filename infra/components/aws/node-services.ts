@@ -1,21 +1,19 @@
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { CpuArchitecture, TaskSize } from "../../stacks/aws-config";
 import type { NodeRole, NodeSpec } from "../../topology";
-import { type EcsHealthCheck, fargateService, fargateTaskDefinition, logGroup } from "./fargate";
+import {
+  type EcsHealthCheck,
+  type FargatePlacementArgs,
+  fargateService,
+  fargateTaskDefinition,
+  logGroup,
+} from "./fargate";
 import { AwsAppRoles } from "./roles";
 
 /** What a gateway or AI node group on Fargate needs from the rest of the stack. */
-export interface AwsNodeGroupArgs {
+export interface AwsNodeGroupArgs extends FargatePlacementArgs {
   /** The topology's nodes of this role, their environment without REDIS_URL (a secret here). */
   nodes: NodeSpec[];
-  clusterArn: pulumi.Input<string>;
-  image: { ref: pulumi.Input<string>; repositoryArn: pulumi.Input<string> };
-  architecture: CpuArchitecture;
-  size: TaskSize;
-  region: string;
-  subnetIds: pulumi.Input<string>[];
-  securityGroupId: pulumi.Input<string>;
   /** Cloud Map service ARN of each node name. */
   registryArn(name: string): pulumi.Input<string>;
   /** Env name → Secrets Manager ARN, for every node of the group (REDIS_URL, CLUSTER_SECRET, OPENAI_API_KEY, …). */

@@ -1,22 +1,20 @@
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { CpuArchitecture, TaskSize } from "../../stacks/aws-config";
 import { requireRenderedConf } from "../nginx";
-import { fargateService, fargateTaskDefinition, logGroup } from "./fargate";
+import {
+  type FargatePlacementArgs,
+  fargateService,
+  fargateTaskDefinition,
+  livenessHealthCheck,
+  logGroup,
+} from "./fargate";
 import { AwsAppRoles } from "./roles";
 
-export interface AwsWebEntryArgs {
+export interface AwsWebEntryArgs extends FargatePlacementArgs {
   /** The rendered configuration (renderNginxConf with the AWS options), handed to the task in CHATGRID_NGINX_CONF. */
   nginxConf: string;
   port: number;
   tasks: number;
-  clusterArn: pulumi.Input<string>;
-  image: { ref: pulumi.Input<string>; repositoryArn: pulumi.Input<string> };
-  architecture: CpuArchitecture;
-  size: TaskSize;
-  region: string;
-  subnetIds: pulumi.Input<string>[];
-  securityGroupId: pulumi.Input<string>;
   targetGroupArn: pulumi.Input<string>;
   /** The load balancer's listeners: the service is created after them (ECS needs the target group in use). */
   listeners: pulumi.Resource[];
@@ -32,13 +30,10 @@ export const MAX_NGINX_CONF_BYTES = 40 * 1024;
 /** Where the entry script writes the configuration: the task's only writable path (the root is read-only). */
 export const WEB_RUNTIME_DIR = "/tmp";
 /** nginx's own /healthz: liveness (it answers without any gateway), so ECS never replaces nginx for a gateway outage. */
-export const WEB_HEALTH_CHECK = {
-  command: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/healthz"],
-  interval: 10,
-  timeout: 3,
-  retries: 3,
-  startPeriod: 10,
-};
+export const WEB_HEALTH_CHECK = livenessHealthCheck(
+  ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/healthz"],
+  10,
+);
 
 /** The web image's ENTRYPOINT is nginx itself; on Fargate a shell writes the file first, then becomes nginx (exec). */
 export const WEB_ENTRY_POINT = ["sh", "-c"];
