@@ -7,6 +7,24 @@
 const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
+ * The fence and seq checks of every append (docs/redis.md "The append scripts", steps 1–3), one Lua function for
+ * both append scripts: nil when the event with `seq` may be appended by `attempt`, else what the script returns:
+ * -2 unknown stream, -1 fenced off, the seq itself for a retry of an event already appended (so it is appended
+ * once), -3 after done, -4 out of step.
+ */
+const REFUSAL = `local function refusal(meta, attempt, seq)
+  local state = redis.call('HMGET', meta, 'status', 'attempt', 'seq')
+  if not state[1] then return -2 end
+  if tonumber(state[2]) ~= tonumber(attempt) then return -1 end
+  local current = tonumber(state[3] or '-1')
+  -- A retried call (its first try timed out after Redis ran it) must not append twice.
+  if current >= seq then return seq end
+  if state[1] == 'done' then return -3 end
+  if current ~= seq - 1 then return -4 end
+  return nil
+end`;
+
+/**
  * Append one `start`, `reset` or `done` (chunks have their own script, appendChunksScript): next seq, add to the
  * bounded history and set its expiry, keep the text and status, publish.
  * KEYS: meta, events, text, lease, watch, and for `done` the stream's two slot sets (session, address) if it has them
@@ -17,16 +35,11 @@ const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + m
  * -4 out of step (the writer's idea of the last seq is wrong).
  */
 export const APPEND_EVENT = `
+${REFUSAL}
 local meta = KEYS[1]
-local state = redis.call('HMGET', meta, 'status', 'attempt', 'seq')
-if not state[1] then return -2 end
-if tonumber(state[2]) ~= tonumber(ARGV[1]) then return -1 end
-local current = tonumber(state[3] or '-1')
 local seq = tonumber(ARGV[12])
--- A retried call (its first try timed out after Redis ran it) must not append twice.
-if current >= seq then return seq end
-if state[1] == 'done' then return -3 end
-if current ~= seq - 1 then return -4 end
+local refused = refusal(meta, ARGV[1], seq)
+if refused then return refused end
 redis.call('HSET', meta, 'seq', seq)
 local kind = ARGV[2]
 local frame = ARGV[3] .. seq .. ARGV[4]
@@ -68,15 +81,11 @@ export function appendChunksScript(historyMaxLen: number): string {
     throw new Error(`appendChunksScript: historyMaxLen must be a positive whole number, got ${historyMaxLen}`);
   }
   return `
+${REFUSAL}
 local function chunk(meta, events, text, a)
-  local state = redis.call('HMGET', meta, 'status', 'attempt', 'seq')
-  if not state[1] then return -2 end
-  if tonumber(state[2]) ~= tonumber(ARGV[a + 1]) then return -1 end
-  local current = tonumber(state[3] or '-1')
   local seq = tonumber(ARGV[a + 2])
-  if current >= seq then return seq end
-  if state[1] == 'done' then return -3 end
-  if current ~= seq - 1 then return -4 end
+  local refused = refusal(meta, ARGV[a + 1], seq)
+  if refused then return refused end
   redis.call('HSET', meta, 'seq', seq)
   local frame = ARGV[a + 3] .. seq .. ARGV[a + 4]
   redis.call('XADD', events, 'MAXLEN', '~', ${historyMaxLen}, '0-' .. (seq + 1), 'f', frame)

@@ -82,6 +82,9 @@ export type StreamEventInput =
   | { kind: "reset"; aiNode?: string }
   | { kind: "done"; finishReason: FinishReason; error?: StreamError; usage?: Usage; aiNode?: string };
 
+/** start, reset and done: the events of APPEND_EVENT (chunks go through the chunk script). */
+type NonChunkEvent = Exclude<StreamEventInput, { kind: "chunk" }>;
+
 export interface StreamSnapshot {
   /** The seq of the stream's last event. */
   seq: number;
@@ -228,7 +231,7 @@ export class StreamStore {
     attempt: number,
     sessionId: string,
     seq: number,
-    event: StreamEventInput,
+    event: NonChunkEvent,
     slots: SlotKeys | undefined,
     { prefix, suffix, delta, finishReason }: ReturnType<StreamStore["encode"]>,
   ): Promise<number> {
@@ -259,7 +262,7 @@ export class StreamStore {
     );
   }
 
-  private encode(streamId: string, event: StreamEventInput) {
+  private encode(streamId: string, event: NonChunkEvent) {
     switch (event.kind) {
       case "start":
         return {
@@ -270,8 +273,6 @@ export class StreamStore {
           delta: "",
           finishReason: "",
         };
-      case "chunk":
-        return { ...chunkFrameParts(streamId, event.delta), delta: event.delta, finishReason: "" };
       case "reset":
         return {
           ...frameParts({ type: "reset", streamId }, event.aiNode ? { aiNode: event.aiNode } : {}),
