@@ -9,7 +9,7 @@
  *   npm run bench -- --systems bare,chatgrid --loads 500 --repeats 1 --seconds 5 --no-knee --idle 0
  *   npm run bench -- --docs [results.json]     write a run's tables and figures into docs/benchmarks.md
  *   npm run bench -- --profile [--loads 500]   chatgrid's gateway under --cpu-prof, summarised
- *   npm run bench -- --scenarios failover,first-token   only the scenarios (gateway failover, first token)
+ *   npm run bench -- --scenarios failover,first-token,redis-floor,capacity   only the scenarios
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -34,7 +34,7 @@ const USAGE = `npm run bench -- [--smoke] [--systems bare,socketio,chatgrid] [--
                  [--knee-probes 4] [--knee-max 4000] [--clients 2] [--out DIR] [--write-docs]
                  [--scenarios failover,first-token,redis-floor,capacity|none] [--scenario-repeats 3] [--failover-streams 500]
                  [--first-token-rate 50] [--first-token-seconds 15]
-       npm run bench -- --scenarios failover,first-token   (only the scenarios; --systems too: both)
+       npm run bench -- --scenarios failover,first-token,redis-floor,capacity   (only the scenarios; --systems too: both)
        npm run bench -- --docs [results.json]
        npm run bench -- --profile [--loads 500] [--seconds 10]`;
 
