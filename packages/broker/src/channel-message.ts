@@ -10,7 +10,12 @@ export interface ChannelMessage {
 }
 
 export function encodeChannelMessage(streamId: string, seq: number, frame: string): string {
-  return `${streamId}\n${seq}\n${frame}`;
+  return channelMessageHeader(streamId, seq) + frame;
+}
+
+/** The message's header, `streamId \n seq \n`: the chunk script publishes it followed by the frame. */
+export function channelMessageHeader(streamId: string, seq: number): string {
+  return `${streamId}\n${seq}\n`;
 }
 
 /** Returns undefined for anything that is not a well-formed message, so a stray publish cannot crash a gateway. */

@@ -7,7 +7,10 @@
  * queued in the same phase. A batch is cut at `maxBatch` chunks, which bounds how long one call holds Redis.
  */
 
-/** One chunk's keys (meta, events, text) and arguments (attempt, seq, prefix, suffix, delta, channel, streamId). */
+/**
+ * One chunk's keys (meta, events, text) and arguments (attempt, seq, entry id, frame, delta, channel, the channel
+ * message's header): appendChunksScript's per-chunk KEYS and ARGV.
+ */
 export interface ChunkCall {
   keys: readonly [string, string, string];
   args: readonly [number, number, string, string, string, string, string];

@@ -1,6 +1,6 @@
 import { StreamEventSchema } from "@chatgrid/protocol";
 import { describe, expect, it } from "vitest";
-import { chunkFrameParts, frameParts } from "./frames";
+import { chunkFrame, frameParts } from "./frames";
 
 /** What the append script does: prefix + seq + suffix. */
 const frameAt = (head: Record<string, unknown>, tail: Record<string, unknown>, seq: number): string => {
@@ -47,11 +47,9 @@ describe("frameParts", () => {
       expect(StreamEventSchema.parse(JSON.parse(frame))).toEqual({ type: "chunk", streamId, seq, delta });
       expect(frame).not.toContain("\n");
       // The chunk fast path gives exactly the same bytes.
-      expect(chunkFrameParts(streamId, delta)).toEqual(frameParts({ type: "chunk", streamId }, { delta }));
+      expect(chunkFrame(streamId, seq, delta)).toBe(frame);
     }
-    expect(chunkFrameParts('odd"id\\', "x")).toEqual(
-      frameParts({ type: "chunk", streamId: 'odd"id\\' }, { delta: "x" }),
-    );
+    expect(chunkFrame('odd"id\\', 3, "x")).toBe(frameAt({ type: "chunk", streamId: 'odd"id\\' }, { delta: "x" }, 3));
   });
 
   it("reset: an empty tail closes the object", () => {

@@ -65,15 +65,24 @@ return seq
 `;
 
 /**
+ * How often the chunk script trims a stream's history: at every chunk whose seq is a multiple of this. Trimming
+ * on every XADD (`MAXLEN ~`) cost about 1 µs of Redis per chunk (Redis checks the length and rewrites the command
+ * for the AOF each time), for a bound that moves by one entry (docs/benchmarks.md "Changes, before and after").
+ */
+export const HISTORY_TRIM_EVERY = 64;
+
+/**
  * Append a batch of `chunk`s, each to its own stream: the hot path. Chunks that a node appends in the same turn of
  * its event loop go to Redis as one call (ChunkBatcher), so the call's fixed cost (the request, the script's entry,
  * the reply) is paid once per batch instead of once per token (docs/redis.md "Appending chunks"). Each chunk does
- * only what a chunk needs: the fence and seq checks, the seq, the history entry, the text, the publish. No expiry:
- * the history's TTL is set by `start` and `reset` (APPEND_EVENT) and refreshed by `done`, and a stream lasts at most
- * STREAM_MAX_DURATION_MS, far below HISTORY_TTL_MS. The history's length bound is part of the script's text, not an
- * argument: it is the same for every call of a store. Chunks of one stream in one batch run in their order.
+ * only what a chunk needs: the fence and seq checks, the seq, the history entry, the text, the publish, with
+ * nothing built in Lua: the writer knows the seq, so it sends the frame, the entry id and the channel message's
+ * header whole. No expiry: the history's TTL is set by `start` and `reset` (APPEND_EVENT) and refreshed by `done`,
+ * and a stream lasts at most STREAM_MAX_DURATION_MS, far below HISTORY_TTL_MS. The history is trimmed to its length
+ * bound every HISTORY_TRIM_EVERY chunks (the bound is part of the script's text: it is the same for every call of a
+ * store). Chunks of one stream in one batch run in their order.
  * KEYS: per chunk 3: meta, events, text
- * ARGV: per chunk 7: attempt, seq, frame prefix, frame suffix, delta, session channel, streamId
+ * ARGV: per chunk 7: attempt, seq, entry id (`0-(seq+1)`), frame, delta, session channel, channel message header
  * Returns one result per chunk, each what APPEND_EVENT returns.
  */
 export function appendChunksScript(historyMaxLen: number): string {
@@ -87,10 +96,11 @@ local function chunk(meta, events, text, a)
   local refused = refusal(meta, ARGV[a + 1], seq)
   if refused then return refused end
   redis.call('HSET', meta, 'seq', seq)
-  local frame = ARGV[a + 3] .. seq .. ARGV[a + 4]
-  redis.call('XADD', events, 'MAXLEN', '~', ${historyMaxLen}, '0-' .. (seq + 1), 'f', frame)
+  local frame = ARGV[a + 4]
+  redis.call('XADD', events, ARGV[a + 3], 'f', frame)
+  if seq % ${HISTORY_TRIM_EVERY} == 0 then redis.call('XTRIM', events, 'MAXLEN', '~', ${historyMaxLen}) end
   redis.call('APPEND', text, ARGV[a + 5])
-  redis.call('PUBLISH', ARGV[a + 6], ARGV[a + 7] .. '\\n' .. seq .. '\\n' .. frame)
+  redis.call('PUBLISH', ARGV[a + 6], ARGV[a + 7] .. frame)
   return seq
 end
 local results = {}

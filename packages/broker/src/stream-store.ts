@@ -1,7 +1,8 @@
 import { type FinishReason, LIMITS, type StreamError, type Usage } from "@chatgrid/protocol";
 import type { Redis } from "ioredis";
+import { channelMessageHeader } from "./channel-message";
 import { ChunkBatcher, DEFAULT_MAX_BATCH } from "./chunk-batcher";
-import { chunkFrameParts, frameParts } from "./frames";
+import { chunkFrame, frameParts } from "./frames";
 import { channels, entryId, keys, seqOfEntryId } from "./keys";
 import { LuaScript } from "./redis";
 import { APPEND_EVENT, appendChunksScript, CLAIM_STREAM, RENEW_LEASE, REQUEST_CANCEL, TAKE_OVER } from "./scripts";
@@ -218,10 +219,17 @@ export class StreamStore {
 
   /** A chunk: the hot path (one per token), batched with the other chunks of this turn of the event loop. */
   private appendChunk(streamId: string, attempt: number, sessionId: string, seq: number, delta: string) {
-    const { prefix, suffix } = chunkFrameParts(streamId, delta);
     return this.chunks.append({
       keys: [keys.streamMeta(streamId), keys.streamEvents(streamId), keys.streamText(streamId)],
-      args: [attempt, seq, prefix, suffix, delta, channels.session(sessionId), streamId],
+      args: [
+        attempt,
+        seq,
+        entryId(seq),
+        chunkFrame(streamId, seq, delta),
+        delta,
+        channels.session(sessionId),
+        channelMessageHeader(streamId, seq),
+      ],
     });
   }
 
