@@ -9,6 +9,7 @@ import {
   createLogger,
   isRedisReady,
   redisFromEnv,
+  type StreamMeta,
   StreamStore,
   storeOptionsFromEnv,
 } from "@chatgrid/broker";
@@ -46,7 +47,7 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
   const cancels = new ChannelSubscriber(subRedis, (_channel, streamId) => runs.get(streamId)?.stop("cancel"), log);
   const leases = new LeaseKeeper(runs, store, config.NODE_NAME, log, metrics);
 
-  const launch = (streamId: string, attempt: number, cancelRequested: boolean) => {
+  const launch = (streamId: string, attempt: number, cancelRequested: boolean, meta: StreamMeta) => {
     const run = new StreamRun(streamId, attempt, {
       store,
       conversations,
@@ -66,7 +67,7 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
     runs.get(streamId)?.stop("lost");
     runs.set(streamId, run);
     metrics.streamsRunning.set(runs.size);
-    void run.run(cancelRequested).finally(() => {
+    void run.run(cancelRequested, meta).finally(() => {
       if (runs.get(streamId) === run) runs.delete(streamId);
       metrics.streamsRunning.set(runs.size);
     });

@@ -3,6 +3,7 @@ import {
   SIGNATURE_FORMAT,
   SIGNATURE_HEADER,
   type SignatureCheck,
+  type StreamMeta,
   type StreamStore,
   verifyRequest,
 } from "@chatgrid/broker";
@@ -30,8 +31,8 @@ export interface AiAppDeps {
   clusterSecret: string;
   /** Where an unexpected fault's detail goes (the caller only gets a generic internal_error). */
   log: Logger;
-  /** Starts the run of a claimed attempt (in the background). */
-  launch: (streamId: string, attempt: number, cancelRequested: boolean) => void;
+  /** Starts the run of a claimed attempt (in the background), with the stream's meta as the claim read it. */
+  launch: (streamId: string, attempt: number, cancelRequested: boolean, meta: StreamMeta) => void;
 }
 
 const error = (code: string, message: string) => ({ error: { code, message } });
@@ -95,7 +96,7 @@ export function createAiApp(deps: AiAppDeps): Hono {
       if (claim.status === "unknown") return c.json(error(ErrorCode.streamUnknown, "no such stream"), 404);
       const response: DispatchResponse = { streamId, node: deps.node, status: claim.status };
       if (claim.status !== "claimed") return c.json(response, 409);
-      deps.launch(streamId, attempt, claim.cancelRequested);
+      deps.launch(streamId, attempt, claim.cancelRequested, claim.meta);
       return c.json(response, 202);
     },
   );

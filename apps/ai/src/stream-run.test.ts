@@ -13,7 +13,7 @@ import type { EventProducer } from "@chatgrid/events";
 import { type DoneFrame, DoneFrameSchema, type EventInput } from "@chatgrid/protocol";
 import type { Redis } from "ioredis";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startTestRedis, type TestRedis } from "../../../packages/broker/src/test-redis";
 import { createAiMetrics } from "./metrics";
 import { createDemoProvider, type DemoProviderConfig, demoTokens } from "./providers/demo";
@@ -202,6 +202,25 @@ const demo = (overrides: Partial<DemoProviderConfig> = {}) =>
   });
 
 const completed = (events: EventInput[]) => events.find((event) => event.type === "stream.completed");
+
+describe("StreamRun: the claim's meta", () => {
+  it("a run given the meta its claim returned reads no meta of its own, and answers as one that reads it", async () => {
+    const store = makeStore();
+    const prompt = "five words please";
+    const sessionId = newId("sess");
+    const turn = await new ConversationStore(redis, store).beginTurn(sessionId, prompt);
+    const claim = await store.claim(turn.streamId, 1, "ai-1");
+    if (claim.status !== "claimed") throw new Error(`not claimed: ${claim.status}`);
+    const reads = vi.spyOn(store, "meta");
+    const { run } = harness(turn.streamId, demo(), store);
+    await run.run(false, claim.meta);
+    expect(reads).not.toHaveBeenCalled();
+    const { text, done } = await outcome(store, turn.streamId);
+    expect(text).toBe(demoTokens([{ role: "user", content: prompt }], 30).join(""));
+    expect(done).toMatchObject({ finishReason: "stop", aiNode: "ai-1" });
+    reads.mockRestore();
+  });
+});
 
 describe("StreamRun: answer bounds", () => {
   it("a [demo:tokens=999999] answer at full speed stops at MAX_ANSWER_TOKENS with length", async () => {

@@ -5,6 +5,7 @@ import type {
   PromptMessage,
   SlotKeys,
   StreamEventInput,
+  StreamMeta,
   StreamStore,
 } from "@chatgrid/broker";
 import type { EventProducer } from "@chatgrid/events";
@@ -85,13 +86,17 @@ export class StreamRun {
     this.controller.abort(new DOMException(`answer bound: ${bound}`, "AbortError"));
   }
 
-  /** Runs to the end; never throws (a failure is logged, and the lease left to lapse so a gateway takes over). */
-  async run(cancelRequested: boolean): Promise<void> {
+  /**
+   * Runs to the end; never throws (a failure is logged, and the lease left to lapse so a gateway takes over).
+   * `claimed` is the stream's meta as the claim returned it (the dispatch path: one round trip fewer before the
+   * first token); without it the meta is read here.
+   */
+  async run(cancelRequested: boolean, claimed?: StreamMeta): Promise<void> {
     const { store, log } = this.deps;
     let outcome = "failed";
     let coalescer: Coalescer | undefined;
     try {
-      const meta = await store.meta(this.streamId);
+      const meta = claimed ?? (await store.meta(this.streamId));
       if (!meta) return;
       this.sessionId = meta.sessionId;
       this.seq = meta.seq;

@@ -7,7 +7,7 @@ import { newId } from "./ids";
 import { channels, keys } from "./keys";
 import { connectRedis, createRedis } from "./redis";
 import { HISTORY_TRIM_EVERY } from "./scripts";
-import { type StreamEventInput, StreamStore, type StreamStoreOptions } from "./stream-store";
+import { claimResult, type StreamEventInput, StreamStore, type StreamStoreOptions } from "./stream-store";
 import { startTestRedis, type TestRedis } from "./test-redis";
 
 let server: TestRedis;
@@ -241,7 +241,10 @@ describe("StreamStore.claim", () => {
     const { streamId } = await queued(store);
     expect(await store.meta(streamId)).toMatchObject({ status: "queued", attempt: 1, seq: -1 });
 
-    expect(await store.claim(streamId, 1, "ai-1")).toEqual({ status: "claimed", cancelRequested: false });
+    // A claim returns the meta as it left it: what the run reads first, without a round trip of its own.
+    const claimed = await store.claim(streamId, 1, "ai-1");
+    expect(claimed).toEqual({ status: "claimed", cancelRequested: false, meta: await store.meta(streamId) });
+    expect(claimed.status === "claimed" && claimed.meta).toMatchObject({ status: "running", node: "ai-1", seq: -1 });
     expect(await store.claim(streamId, 1, "ai-2")).toEqual({ status: "already_claimed" });
     expect(await store.claim(streamId, 2, "ai-2")).toEqual({ status: "stale_attempt" });
     expect(await store.claim(newId("st"), 1, "ai-1")).toEqual({ status: "unknown" });
@@ -257,7 +260,11 @@ describe("StreamStore.claim", () => {
     await makeDue(streamId);
     expect((await store.takeOver(streamId)).status).toBe("takeover");
     expect(await store.claim(streamId, 1, "ai-1")).toEqual({ status: "stale_attempt" });
-    expect(await store.claim(streamId, 2, "ai-2")).toEqual({ status: "claimed", cancelRequested: false });
+    expect(await store.claim(streamId, 2, "ai-2")).toMatchObject({
+      status: "claimed",
+      cancelRequested: false,
+      meta: { attempt: 2, node: "ai-2", status: "running" },
+    });
     expect(await store.claim(streamId, 2, "ai-3")).toEqual({ status: "already_claimed" });
   });
 
@@ -267,6 +274,30 @@ describe("StreamStore.claim", () => {
     await store.append(streamId, 1, sessionId, 0, startEvent(turn));
     await store.append(streamId, 1, sessionId, 1, { kind: "done", finishReason: "stop" });
     expect(await store.claim(streamId, 1, "ai-2")).toEqual({ status: "stale_attempt" });
+  });
+});
+
+describe("claimResult (the claim script's reply, checked)", () => {
+  it("takes the script's shapes and refuses anything else", () => {
+    const meta = ["streamId", "st_a", "sessionId", "sess_a", "status", "running", "attempt", "2", "node", "ai-1"];
+    expect(claimResult(["claimed", 1, meta])).toMatchObject({
+      status: "claimed",
+      cancelRequested: true,
+      meta: { streamId: "st_a", sessionId: "sess_a", attempt: 2, node: "ai-1", seq: -1 },
+    });
+    expect(claimResult(["stale_attempt", 0])).toEqual({ status: "stale_attempt" });
+    for (const reply of [
+      null,
+      "claimed",
+      ["taken", 0, meta],
+      ["claimed", 0],
+      ["claimed", 0, ["streamId"]],
+      ["claimed", 0, ["streamId", 1]],
+      ["claimed", 2, meta],
+      ["claimed", 0, ["status", "running"]],
+    ]) {
+      expect(() => claimResult(reply)).toThrow("claim script returned an unexpected reply");
+    }
   });
 });
 
@@ -369,7 +400,11 @@ describe("StreamStore done, snapshot, cancel", () => {
     const store = makeStore();
     const { streamId, sessionId } = await queued(store);
     expect(await store.requestCancel(streamId, sessionId)).toBe("requested");
-    expect(await store.claim(streamId, 1, "ai-1")).toEqual({ status: "claimed", cancelRequested: true });
+    expect(await store.claim(streamId, 1, "ai-1")).toMatchObject({
+      status: "claimed",
+      cancelRequested: true,
+      meta: { cancelRequested: true },
+    });
   });
 });
 

@@ -66,7 +66,7 @@ export interface NewStream {
 }
 
 export type ClaimResult =
-  | { status: "claimed"; cancelRequested: boolean }
+  | { status: "claimed"; cancelRequested: boolean; meta: StreamMeta }
   | { status: "already_claimed" | "stale_attempt" | "unknown" };
 export type RenewResult = "renewed" | "cancel_requested" | "lost";
 export type TakeoverResult =
@@ -171,13 +171,12 @@ export class StreamStore {
   }
 
   async claim(streamId: string, attempt: number, node: string): Promise<ClaimResult> {
-    const [status, cancel] = await claimScript.run<[string, number]>(
+    const reply = await claimScript.run<unknown>(
       this.redis,
       [keys.streamMeta(streamId), keys.streamLease(streamId), keys.watch()],
       [attempt, node, this.options.leaseMs, streamId],
     );
-    if (status === "claimed") return { status, cancelRequested: cancel === 1 };
-    return { status: status as "already_claimed" | "stale_attempt" | "unknown" };
+    return claimResult(reply);
   }
 
   async renew(streamId: string, attempt: number, node: string): Promise<RenewResult> {
@@ -342,6 +341,29 @@ export class StreamStore {
     const content = (result?.[1]?.[1] as string | null) ?? "";
     return doneFrame ? { seq: Number(seq), content, doneFrame } : { seq: Number(seq), content };
   }
+}
+
+const CLAIM_STATUSES = new Set<unknown>(["claimed", "already_claimed", "stale_attempt", "unknown"]);
+
+/** CLAIM_STREAM's reply checked: a status, and for a claim the cancel flag and a well-formed meta; else it throws. */
+export function claimResult(reply: unknown): ClaimResult {
+  if (!Array.isArray(reply) || !CLAIM_STATUSES.has(reply[0]))
+    throw new Error("claim script returned an unexpected reply");
+  const status = reply[0] as ClaimResult["status"];
+  if (status !== "claimed") return { status };
+  const meta = isFieldList(reply[2]) ? parseMeta(fieldRecord(reply[2])) : undefined;
+  if (!meta || (reply[1] !== 0 && reply[1] !== 1)) throw new Error("claim script returned an unexpected reply");
+  return { status, cancelRequested: reply[1] === 1, meta };
+}
+
+/** An HGETALL reply inside a script's reply: field, value, field, value … */
+const isFieldList = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.length % 2 === 0 && value.every((item) => typeof item === "string");
+
+function fieldRecord(list: string[]): Record<string, string> {
+  const record: Record<string, string> = {};
+  for (let i = 0; i < list.length; i += 2) record[list[i]!] = list[i + 1]!;
+  return record;
 }
 
 export function parseMeta(raw: Record<string, string>): StreamMeta | undefined {
