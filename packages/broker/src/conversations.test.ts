@@ -192,6 +192,46 @@ describe("ConversationStore.history", () => {
   });
 });
 
+describe("ConversationStore.promptUpTo's reads", () => {
+  /** Calls of each command since the last CONFIG RESETSTAT. */
+  async function calls(): Promise<Record<string, number>> {
+    const info = await redis.info("commandstats");
+    return Object.fromEntries([...info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
+  }
+
+  it("a conversation's first turn is one round trip: the window script and the user message, sent together", async () => {
+    const turn = await conversations.beginTurn(newId("sess"), "first question");
+    await redis.config("RESETSTAT");
+    const sent = vi.spyOn(redis, "sendCommand");
+    const prompt = conversations.promptUpTo(turn.conversationId, turn.userMessageId);
+    // Both commands are on the wire before either reply came back.
+    expect(sent.mock.calls.map(([command]) => command.name)).toEqual(["evalsha", "hgetall"]);
+    expect(await prompt).toEqual([{ role: "user", content: "first question" }]);
+    sent.mockRestore();
+    const counted = await calls();
+    expect({ evalsha: counted.evalsha, hgetall: counted.hgetall, eval: counted.eval }).toEqual({
+      evalsha: 1,
+      hgetall: 1,
+      eval: undefined,
+    });
+  });
+
+  it("a later turn reads the earlier messages after the window, the user message not twice", async () => {
+    const sessionId = newId("sess");
+    const t1 = await conversations.beginTurn(sessionId, "q1");
+    await run(sessionId, t1, ["a1"], "stop");
+    const t2 = await conversations.beginTurn(sessionId, "q2", t1.conversationId);
+    await redis.config("RESETSTAT");
+    expect(await conversations.promptUpTo(t1.conversationId, t2.userMessageId)).toEqual([
+      { role: "user", content: "q1" },
+      { role: "assistant", content: "a1" },
+      { role: "user", content: "q2" },
+    ]);
+    // q2 (with the window), then q1 and a1; then a1's stream.
+    expect((await calls()).hgetall).toBe(3);
+  });
+});
+
 /** A conversation of `turns` turns (2 messages each), every answer complete with text `a<i>`; questions `q<i>`. */
 async function conversationOf(turns: number): Promise<{ sessionId: string; conversationId: string; turns: Turn[] }> {
   const sessionId = newId("sess");

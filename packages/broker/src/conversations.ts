@@ -289,11 +289,25 @@ export class ConversationStore {
   }
 
   /** The messages of these ids, in this order (ids whose message is gone are left out). */
-  private async messagesOf(ids: string[]): Promise<HistoryMessage[]> {
+  /** The messages `ids` in order; rows already read (`known`, by id) are not read again. */
+  private async messagesOf(
+    ids: string[],
+    known: ReadonlyMap<string, Record<string, string>> = new Map(),
+  ): Promise<HistoryMessage[]> {
     if (ids.length === 0) return [];
-    const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.hgetall(keys.message(id));
-    const rows = ((await pipe.exec()) ?? []).map(([, row]) => row as Record<string, string>);
+    const missing = ids.filter((id) => !known.has(id));
+    const read = new Map<string, Record<string, string>>();
+    if (missing.length > 0) {
+      const pipe = this.redis.pipeline();
+      for (const id of missing) pipe.hgetall(keys.message(id));
+      const replies = (await pipe.exec()) ?? [];
+      missing.forEach((id, index) => {
+        const [error, row] = replies[index] ?? [new Error("no reply")];
+        if (error) throw error;
+        read.set(id, (row as Record<string, string> | null) ?? {});
+      });
+    }
+    const rows = ids.map((id) => known.get(id) ?? read.get(id) ?? {});
     const assistant = rows.filter((row) => row.role === "assistant" && row.streamId);
     const streamInfo = new Map<string, { status: MessageStatus; content: string; error?: StreamError }>();
     if (assistant.length > 0) {
@@ -352,15 +366,23 @@ export class ConversationStore {
     budget: PromptBudget = DEFAULT_PROMPT_BUDGET,
   ): Promise<PromptMessage[]> {
     const maxMessages = Math.max(1, Math.floor(budget.maxMessages));
-    const reply = await PROMPT_WINDOW_SCRIPT.run<unknown>(
-      this.redis,
-      [keys.conversationMessages(conversationId)],
-      [userMessageId, maxMessages, PROMPT_SEARCH_ENTRIES],
-    );
+    // The user message is read beside the window, in the same round trip: the first turn of a conversation (its
+    // window is that message alone) then needs no other read before the first token (docs/benchmarks.md).
+    const [reply, userRow] = await Promise.all([
+      PROMPT_WINDOW_SCRIPT.run<unknown>(
+        this.redis,
+        [keys.conversationMessages(conversationId)],
+        [userMessageId, maxMessages, PROMPT_SEARCH_ENTRIES],
+      ),
+      this.redis.hgetall(keys.message(userMessageId)),
+    ]);
     if (reply !== null && !isStringArray(reply)) throw new Error("prompt window script returned an unexpected reply");
     const window = reply;
     // Not in the list (not found within the searched entries): the user message alone.
-    const messages = await this.messagesOf(window && window.length > 0 ? window : [userMessageId]);
+    const messages = await this.messagesOf(
+      window && window.length > 0 ? window : [userMessageId],
+      new Map([[userMessageId, userRow]]),
+    );
     const user = messages.pop();
     if (!user || user.id !== userMessageId) return [];
     const turns: PromptMessage[][] = [];
