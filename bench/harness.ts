@@ -115,6 +115,11 @@ export interface Aggregate {
 
 export interface KneeResult {
   system: SystemName;
+  /**
+   * Which search of the system's knee (1 … repeats, systems interleaved), like the fixed loads' repeats; absent in
+   * results written before the knee was repeated (one search per system).
+   */
+  repeat?: number;
   /** The highest load that passed (streams), 0 when none did. */
   streams: number;
   chunksPerSecond: number;
@@ -585,8 +590,16 @@ async function runIdle(ctx: RunContext, system: SystemName, sockets: number): Pr
   }
 }
 
-/** The knee of one system: the highest load with p99 < 50 ms and nothing lost, by a step-up then bisection. */
-async function kneeSearch(ctx: RunContext, system: SystemName, aggregates: Aggregate[]): Promise<KneeResult> {
+/**
+ * One search of a system's knee: the highest load with p99 < 50 ms and nothing lost, by a step-up then bisection
+ * from what the fixed loads showed (their aggregate over all repeats).
+ */
+async function kneeSearch(
+  ctx: RunContext,
+  system: SystemName,
+  aggregates: Aggregate[],
+  repeat: number,
+): Promise<KneeResult> {
   const { options } = ctx;
   const fixed = aggregates.filter((a) => a.system === system).sort((a, b) => a.streams - b.streams);
   let lo = 0;
@@ -608,7 +621,7 @@ async function kneeSearch(ctx: RunContext, system: SystemName, aggregates: Aggre
       next = Math.round((lo + hi) / 2 / step) * step;
       if (next <= lo || next >= hi) break;
     }
-    const point = await runPoint(ctx, system, next, "knee", 1, options.kneeSeconds);
+    const point = await runPoint(ctx, system, next, "knee", repeat, options.kneeSeconds);
     probes.push({
       streams: next,
       pass: point.pass,
@@ -616,13 +629,16 @@ async function kneeSearch(ctx: RunContext, system: SystemName, aggregates: Aggre
       lost: point.lost,
       failReasons: point.failReasons,
     });
-    options.log(`  knee ${system} ${next} streams: ${point.pass ? "pass" : `fail (${point.failReasons.join(", ")})`}`);
+    options.log(
+      `  knee ${system} (r${repeat}) ${next} streams: ${point.pass ? "pass" : `fail (${point.failReasons.join(", ")})`}`,
+    );
     ctx.points.push(point);
     if (point.pass) lo = next;
     else hi = next;
   }
   return {
     system,
+    repeat,
     streams: lo,
     chunksPerSecond: lo * options.rate,
     atLeast: hi === undefined,
@@ -683,7 +699,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const aggregates = aggregate(ctx.points);
   const knees: KneeResult[] = [];
   if (options.knee) {
-    for (const system of options.systems) knees.push(await kneeSearch(ctx, system, aggregates));
+    // Repeated like every target's figure (the median of 3): one search is a handful of single 6 s probes, and the
+    // knee of one search moved by 15 % between runs of the same tree. Systems interleaved, as the fixed loads.
+    for (let repeat = 1; repeat <= options.repeats; repeat++) {
+      for (const system of options.systems) knees.push(await kneeSearch(ctx, system, aggregates, repeat));
+    }
   }
   const memory = ctx.memory;
   if (options.idleSockets > 0 && !idleOnLoadStack) {

@@ -2,9 +2,19 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BenchResults } from "../../bench/harness";
+import type { BenchResults, KneeResult } from "../../bench/harness";
 import { FLOOR_VARIANTS } from "../../bench/redis-floor";
-import { MARKER_END, MARKER_START, renderMarkdown, scenarioTables, updateDocs, writeRun } from "../../bench/report";
+import {
+  kneeBySystem,
+  kneeRatio,
+  kneeTable,
+  MARKER_END,
+  MARKER_START,
+  renderMarkdown,
+  scenarioTables,
+  updateDocs,
+  writeRun,
+} from "../../bench/report";
 import {
   type RunResults,
   runScenarios,
@@ -226,6 +236,51 @@ describe("npm run bench -- --scenarios failover,first-token,redis-floor,capacity
     expect(readFileSync(written.markdown, "utf8")).toBe(renderMarkdown(results, "unused"));
     expect(written.figures).toEqual([]);
     expect(tables).not.toMatch(/NaN|undefined/);
+  });
+});
+
+describe("the knee over repeated searches", () => {
+  const knee = (system: KneeResult["system"], repeat: number | undefined, streams: number): KneeResult => ({
+    system,
+    ...(repeat !== undefined ? { repeat } : {}),
+    streams,
+    chunksPerSecond: streams * 20,
+    atLeast: false,
+    failedAt: streams + 100,
+    probes: [{ streams: streams + 100, pass: false, p99Ms: 80, lost: 0, failReasons: ["p99 80 ms"] }],
+  });
+
+  it("is each system's median, and the target is the ratio of the medians with the side-by-side ratios' range", () => {
+    const results = {
+      ...emptyRun(),
+      knees: [
+        knee("socketio", 1, 1000),
+        knee("chatgrid", 1, 1500),
+        knee("socketio", 2, 1250),
+        knee("chatgrid", 2, 1700),
+        knee("socketio", 3, 1100),
+        knee("chatgrid", 3, 1600),
+      ],
+    } as BenchResults;
+    expect(kneeBySystem(results).map((k) => [k.system, k.chunksPerSecond])).toEqual([
+      ["socketio", { median: 22_000, min: 20_000, max: 25_000 }],
+      ["chatgrid", { median: 32_000, min: 30_000, max: 34_000 }],
+    ]);
+    const times = kneeRatio(results)!;
+    expect(times.median).toBeCloseTo(32 / 22, 6);
+    // Search by search: 1.5, 1.36, 1.4545 (never one system's best against the other's worst).
+    expect(times.min).toBeCloseTo(1.36, 6);
+    expect(times.max).toBeCloseTo(1.5, 6);
+    const table = kneeTable(results).join("\n");
+    expect(table).toContain("3 searches per system, systems interleaved, median [range]");
+    expect(table).toContain("| chatgrid (1 gateway) | 32,000 [30,000–34,000] | 1 | 1,500 streams (fails at 1,600) |");
+    expect(table).not.toMatch(/NaN|undefined/);
+  });
+
+  it("reads results written before the knee was repeated (one search, no repeat field)", () => {
+    const results = { ...emptyRun(), knees: [knee("socketio", undefined, 1250), knee("chatgrid", undefined, 1700)] };
+    expect(kneeRatio(results as BenchResults)?.median).toBeCloseTo(1.36, 6);
+    expect(kneeBySystem(results as BenchResults)[1]!.runs).toHaveLength(1);
   });
 });
 
