@@ -699,8 +699,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
   const aggregates = aggregate(ctx.points);
   const knees: KneeResult[] = [];
   if (options.knee) {
-    // Repeated like every target's figure (the median of 3): one search is a handful of single 6 s probes, and the
-    // knee of one search moved by 15 % between runs of the same tree. Systems interleaved, as the fixed loads.
+    // Repeated like every target's figure (the median of 3): one search is a handful of single 6 s probes, and one
+    // search of the same Socket.IO moved by 25 % between runs (docs/benchmarks.md "Method"). Systems interleaved.
     for (let repeat = 1; repeat <= options.repeats; repeat++) {
       for (const system of options.systems) knees.push(await kneeSearch(ctx, system, aggregates, repeat));
     }
