@@ -116,14 +116,15 @@ export function kneeRatio(results: BenchResults): { median: number; min: number;
 
 export function kneeTable(results: BenchResults): string[] {
   if (results.knees.length === 0) return [];
-  const searches = Math.max(...kneeBySystem(results).map((k) => k.runs.length));
+  const knees = kneeBySystem(results);
+  const searches = Math.max(...knees.map((k) => k.runs.length));
   const lines = [
     `Knee: the highest load with p99 < ${P99_LIMIT_MS} ms, nothing lost or duplicated and the publisher on schedule; from the fixed loads (all repeats), then a step-up or bisection with one ${results.options.kneeSeconds} s run per probe (at most ${results.options.kneeProbes})${searches > 1 ? `; ${searches} searches per system, systems interleaved, median [range]` : ""}.`,
     "",
     "| system | knee, chunks/s | search | knee | probes (streams: p99 ms, or why it failed) |",
     "| --- | --- | --- | --- | --- |",
   ];
-  for (const { system, runs, chunksPerSecond, atLeast } of kneeBySystem(results)) {
+  for (const { system, runs, chunksPerSecond, atLeast } of knees) {
     for (const [i, k] of runs.entries()) {
       const probes = k.probes.map(
         (p) => `${num(p.streams)}: ${p.pass ? `${num(p.p99Ms)} ms` : p.failReasons.join(", ")}`,
@@ -208,7 +209,8 @@ function targetsTable(results: BenchResults): string[] {
   const cg = aggregateOf(results, "chatgrid", lowest);
   const bare = aggregateOf(results, "bare", lowest);
   const at1000 = aggregateOf(results, "chatgrid", 1000);
-  const kneeOf = (s: SystemName) => kneeBySystem(results).find((k) => k.system === s);
+  const knees = kneeBySystem(results);
+  const kneeOf = (s: SystemName) => knees.find((k) => k.system === s);
   const memory = memoryBySystem(results).find((m) => m.system === "chatgrid");
   const rows: [string, string][] = [];
   const kneeCg = kneeOf("chatgrid");
