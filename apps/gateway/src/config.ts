@@ -17,6 +17,12 @@ const gatewayEnvSchema = storeEnvSchema.extend(eventsEnvSchema.shape).extend({
   /** Allowed WebSocket/CORS origins, comma separated; same-origin requests are always allowed. */
   ALLOWED_ORIGINS: z.string().default("http://localhost:3000,http://127.0.0.1:3000"),
   SESSION_IDLE_TTL_MS: envInt(7 * 24 * 60 * 60 * 1000),
+  /**
+   * How long a gateway answers a token it resolved from memory (0: always ask Redis), and how many it keeps: a
+   * session that ends in Redis stays usable here that long (docs/security.md "Sessions"). At most a minute.
+   */
+  SESSION_CACHE_MS: envInt(5000, 0, 60_000),
+  SESSION_CACHE_MAX: envInt(10_000, 1, 1_000_000),
   /** Per-session token bucket on authenticated REST calls (cancel excepted): LIMIT per WINDOW, BURST at once. */
   SESSION_RATE_LIMIT: envInt(120),
   SESSION_RATE_WINDOW_MS: envInt(60_000),

@@ -63,7 +63,10 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
 
   const events = createEventProducer(config, node, log, metrics.registry);
   const streams = new StreamStore(redis, storeOptionsFromEnv(config));
-  const sessions = new SessionStore(redis, config.SESSION_IDLE_TTL_MS);
+  const sessions = new SessionStore(redis, config.SESSION_IDLE_TTL_MS, {
+    ttlMs: config.SESSION_CACHE_MS,
+    maxEntries: config.SESSION_CACHE_MAX,
+  });
   const conversations = new ConversationStore(redis, streams);
   const balancer = new AiBalancer({
     staticNodes: config.aiNodes,
