@@ -9,7 +9,6 @@ import {
   createLogger,
   isRedisReady,
   redisFromEnv,
-  type StreamMeta,
   StreamStore,
   storeOptionsFromEnv,
 } from "@chatgrid/broker";
@@ -21,7 +20,7 @@ import { LeaseKeeper } from "./lease-keeper";
 import { createAiMetrics } from "./metrics";
 import { createProvider } from "./providers";
 import type { Provider } from "./providers/provider";
-import { StreamRun } from "./stream-run";
+import { type ClaimedRun, StreamRun } from "./stream-run";
 
 export interface AiNode {
   readonly port: number;
@@ -47,7 +46,9 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
   const cancels = new ChannelSubscriber(subRedis, (_channel, streamId) => runs.get(streamId)?.stop("cancel"), log);
   const leases = new LeaseKeeper(runs, store, config.NODE_NAME, log, metrics);
 
-  const launch = (streamId: string, attempt: number, cancelRequested: boolean, meta: StreamMeta) => {
+  /** The prompt's budget, for the runs and for the prompt read beside a claim. */
+  const context = { maxChars: config.CONTEXT_MAX_CHARS, maxMessages: config.CONTEXT_MAX_MESSAGES };
+  const launch = (streamId: string, attempt: number, cancelRequested: boolean, claimed: ClaimedRun) => {
     const run = new StreamRun(streamId, attempt, {
       store,
       conversations,
@@ -61,13 +62,13 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
       limits: {
         maxTokens: config.MAX_ANSWER_TOKENS,
         maxChars: config.MAX_ANSWER_CHARS,
-        context: { maxChars: config.CONTEXT_MAX_CHARS, maxMessages: config.CONTEXT_MAX_MESSAGES },
+        context,
       },
     });
     runs.get(streamId)?.stop("lost");
     runs.set(streamId, run);
     metrics.streamsRunning.set(runs.size);
-    void run.run(cancelRequested, meta).finally(() => {
+    void run.run(cancelRequested, claimed).finally(() => {
       if (runs.get(streamId) === run) runs.delete(streamId);
       metrics.streamsRunning.set(runs.size);
     });
@@ -84,6 +85,7 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
     maxConcurrent: config.MAX_CONCURRENT_STREAMS,
     clusterSecret: config.CLUSTER_SECRET,
     log,
+    readPrompt: (conversationId, userMessageId) => conversations.promptUpTo(conversationId, userMessageId, context),
     launch,
   });
 

@@ -1,9 +1,10 @@
-import { SIGNATURE_HEADER, signRequest } from "@chatgrid/broker";
+import { type PromptMessage, SIGNATURE_HEADER, type StreamMeta, signRequest } from "@chatgrid/broker";
 import { AiHealthResponseSchema, LiveResponseSchema } from "@chatgrid/protocol";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { type AiAppDeps, createAiApp } from "./app";
 import { createAiMetrics } from "./metrics";
+import type { ClaimedRun } from "./stream-run";
 
 const SECRET = "s".repeat(32);
 
@@ -27,6 +28,7 @@ function failingApp(overrides: Partial<AiAppDeps> = {}) {
     maxConcurrent: 10,
     clusterSecret: SECRET,
     log: pino({ level: "debug" }, { write: (line: string) => lines.push(line) }),
+    readPrompt: async () => [],
     launch: (streamId) => launched.push(streamId),
     ...overrides,
   });
@@ -93,6 +95,73 @@ describe("dispatch credentials", () => {
     const response = await post(app, body, { [SIGNATURE_HEADER]: signRequest(SECRET, "POST", "/v1/streams", body) });
     expect(response.status).toBe(413);
     expect(launched).toEqual([]);
+  });
+});
+
+describe("a stream's first dispatch: its ids go to the claim, and its prompt is read beside it", () => {
+  const ids = { sessionId: "sess_a", conversationId: "conv_a", messageId: "msg_b", userMessageId: "msg_a" };
+  const meta: StreamMeta = {
+    streamId: "st_abc",
+    ...ids,
+    status: "running",
+    attempt: 1,
+    seq: 0,
+    cancelRequested: false,
+    createdAt: 1,
+  };
+  const signed = (body: string) => ({
+    "content-type": "application/json",
+    [SIGNATURE_HEADER]: signRequest(SECRET, "POST", "/v1/streams", body),
+  });
+
+  it("sends the prompt read before the claim's reply, and launches the run with both", async () => {
+    const order: string[] = [];
+    const launches: ClaimedRun[] = [];
+    const prompt: PromptMessage[] = [{ role: "user", content: "hi" }];
+    const { app } = failingApp({
+      store: {
+        claim: async (_streamId, _attempt, _node, start) => {
+          order.push(`claim ${JSON.stringify(start)}`);
+          await Promise.resolve();
+          order.push("claim replied");
+          return { status: "claimed", cancelRequested: false, meta, started: true };
+        },
+      },
+      readPrompt: async (conversationId, userMessageId) => {
+        order.push(`prompt ${conversationId} ${userMessageId}`);
+        return prompt;
+      },
+      launch: (_streamId, _attempt, _cancel, claimed) => launches.push(claimed),
+    });
+    const body = JSON.stringify({ streamId: "st_abc", attempt: 1, start: ids });
+    const response = await app.request("/v1/streams", { method: "POST", headers: signed(body), body });
+    expect(response.status).toBe(202);
+    expect(order).toEqual([`claim ${JSON.stringify(ids)}`, "prompt conv_a msg_a", "claim replied"]);
+    expect(launches).toHaveLength(1);
+    expect(launches[0]).toMatchObject({ meta, started: true });
+    expect(await launches[0]?.prompt).toEqual(prompt);
+  });
+
+  it("a takeover's dispatch (no ids) reads no prompt there; ids of the wrong shape are a 400", async () => {
+    const launches: ClaimedRun[] = [];
+    let prompts = 0;
+    const { app } = failingApp({
+      store: { claim: async () => ({ status: "claimed", cancelRequested: false, meta, started: false }) },
+      readPrompt: async () => {
+        prompts++;
+        return [];
+      },
+      launch: (_streamId, _attempt, _cancel, claimed) => launches.push(claimed),
+    });
+    const takeover = JSON.stringify({ streamId: "st_abc", attempt: 2 });
+    expect(
+      (await app.request("/v1/streams", { method: "POST", headers: signed(takeover), body: takeover })).status,
+    ).toBe(202);
+    expect(prompts).toBe(0);
+    expect(launches[0]).toEqual({ meta, started: false });
+    const bad = JSON.stringify({ streamId: "st_abc", attempt: 1, start: { ...ids, sessionId: "not an id!" } });
+    expect((await app.request("/v1/streams", { method: "POST", headers: signed(bad), body: bad })).status).toBe(400);
+    expect(prompts).toBe(0);
   });
 });
 

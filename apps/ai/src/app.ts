@@ -1,9 +1,9 @@
 import {
   type Logger,
+  type PromptMessage,
   SIGNATURE_FORMAT,
   SIGNATURE_HEADER,
   type SignatureCheck,
-  type StreamMeta,
   type StreamStore,
   verifyRequest,
 } from "@chatgrid/broker";
@@ -17,6 +17,7 @@ import {
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AiMetrics } from "./metrics";
+import type { ClaimedRun } from "./stream-run";
 
 export interface AiAppDeps {
   node: string;
@@ -31,8 +32,10 @@ export interface AiAppDeps {
   clusterSecret: string;
   /** Where an unexpected fault's detail goes (the caller only gets a generic internal_error). */
   log: Logger;
-  /** Starts the run of a claimed attempt (in the background), with the stream's meta as the claim read it. */
-  launch: (streamId: string, attempt: number, cancelRequested: boolean, meta: StreamMeta) => void;
+  /** The prompt of a conversation's user message (read beside the claim of a stream's first dispatch). */
+  readPrompt: (conversationId: string, userMessageId: string) => Promise<PromptMessage[]>;
+  /** Starts the run of a claimed attempt (in the background), with what the claim gave it. */
+  launch: (streamId: string, attempt: number, cancelRequested: boolean, claimed: ClaimedRun) => void;
 }
 
 const error = (code: string, message: string) => ({ error: { code, message } });
@@ -90,13 +93,23 @@ export function createAiApp(deps: AiAppDeps): Hono {
         deps.metrics.dispatches.inc({ result: "busy" });
         return c.json(error("busy", `${deps.node} runs ${deps.maxConcurrent} streams already`), 503);
       }
-      const { streamId, attempt } = parsed.data;
-      const claim = await deps.store.claim(streamId, attempt, deps.node);
+      const { streamId, attempt, start } = parsed.data;
+      const claiming = deps.store.claim(streamId, attempt, deps.node, start);
+      // A stream's first dispatch names its conversation and user message: the prompt is read in the claim's round
+      // trip (sent right behind it), not after it. The claim checks those ids against the stream; if they are not
+      // its own, nothing runs and this read is dropped.
+      const prompt = start ? deps.readPrompt(start.conversationId, start.userMessageId) : undefined;
+      prompt?.catch(() => undefined);
+      const claim = await claiming;
       deps.metrics.dispatches.inc({ result: claim.status });
       if (claim.status === "unknown") return c.json(error(ErrorCode.streamUnknown, "no such stream"), 404);
       const response: DispatchResponse = { streamId, node: deps.node, status: claim.status };
       if (claim.status !== "claimed") return c.json(response, 409);
-      deps.launch(streamId, attempt, claim.cancelRequested, claim.meta);
+      deps.launch(streamId, attempt, claim.cancelRequested, {
+        meta: claim.meta,
+        started: claim.started,
+        ...(prompt ? { prompt } : {}),
+      });
       return c.json(response, 202);
     },
   );

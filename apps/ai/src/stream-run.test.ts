@@ -213,12 +213,51 @@ describe("StreamRun: the claim's meta", () => {
     if (claim.status !== "claimed") throw new Error(`not claimed: ${claim.status}`);
     const reads = vi.spyOn(store, "meta");
     const { run } = harness(turn.streamId, demo(), store);
-    await run.run(false, claim.meta);
+    await run.run(false, { meta: claim.meta, started: claim.started });
     expect(reads).not.toHaveBeenCalled();
     const { text, done } = await outcome(store, turn.streamId);
     expect(text).toBe(demoTokens([{ role: "user", content: prompt }], 30).join(""));
     expect(done).toMatchObject({ finishReason: "stop", aiNode: "ai-1" });
     reads.mockRestore();
+  });
+});
+
+describe("StreamRun: a claim that wrote start, with the prompt read beside it", () => {
+  it("writes no start of its own, answers from the prompt it was given, and its chunks follow seq 0", async () => {
+    const store = makeStore();
+    const prompt = "five words please";
+    const sessionId = newId("sess");
+    const conversations = new ConversationStore(redis, store);
+    const turn = await conversations.beginTurn(sessionId, prompt);
+    const claim = await store.claim(turn.streamId, 1, "ai-1", {
+      sessionId,
+      conversationId: turn.conversationId,
+      messageId: turn.assistantMessageId,
+      userMessageId: turn.userMessageId,
+    });
+    if (claim.status !== "claimed" || !claim.started) throw new Error(`not claimed and started: ${claim.status}`);
+    const reads = vi.spyOn(store, "meta");
+    const appends = vi.spyOn(store, "append");
+    // Its own prompt read would fail: the answer can only come from the prompt the dispatch read.
+    const { run } = harness(turn.streamId, demo(), store, {
+      conversations: {
+        promptUpTo: async () => {
+          throw new Error("the run read its prompt again");
+        },
+      },
+    });
+    const given = conversations.promptUpTo(turn.conversationId, turn.userMessageId);
+    await run.run(false, { meta: claim.meta, started: true, prompt: given });
+    expect(reads).not.toHaveBeenCalled();
+    expect(appends.mock.calls.map((call) => call[4].kind)).not.toContain("start");
+    const events = await store.readAfter(turn.streamId, -1);
+    expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index));
+    expect(events.filter((event) => event.frame.includes('"type":"start"'))).toHaveLength(1);
+    const { text, done } = await outcome(store, turn.streamId);
+    expect(text).toBe(demoTokens([{ role: "user", content: prompt }], 30).join(""));
+    expect(done).toMatchObject({ finishReason: "stop", aiNode: "ai-1" });
+    reads.mockRestore();
+    appends.mockRestore();
   });
 });
 

@@ -46,6 +46,16 @@ export interface StreamRunDeps {
 
 type AnswerFinish = { finishReason: "stop" | "length" | "timeout"; usage?: Usage };
 
+/** What the dispatch's claim gave its run (apps/ai/src/app.ts). */
+export interface ClaimedRun {
+  /** The stream's meta as the claim left it. */
+  meta: StreamMeta;
+  /** The claim wrote the stream's `start` (the meta is at seq 0). */
+  started: boolean;
+  /** The prompt, read beside the claim with the dispatch's ids (which the claim checked against the stream). */
+  prompt?: Promise<PromptMessage[]>;
+}
+
 /** The stream is no longer ours to write (fenced by a newer attempt, ended, or gone). */
 class LostStream extends Error {}
 
@@ -88,19 +98,20 @@ export class StreamRun {
 
   /**
    * Runs to the end; never throws (a failure is logged, and the lease left to lapse so a gateway takes over).
-   * `claimed` is the stream's meta as the claim returned it (the dispatch path: one round trip fewer before the
-   * first token); without it the meta is read here.
+   * `claimed` is what the dispatch's claim gave (the meta, whether it wrote `start`, the prompt read beside it): round
+   * trips fewer before the first token; without it the meta is read here.
    */
-  async run(cancelRequested: boolean, claimed?: StreamMeta): Promise<void> {
+  async run(cancelRequested: boolean, claimed?: ClaimedRun): Promise<void> {
     const { store, log } = this.deps;
     let outcome = "failed";
     let coalescer: Coalescer | undefined;
     try {
-      const meta = claimed ?? (await store.meta(this.streamId));
+      const meta = claimed?.meta ?? (await store.meta(this.streamId));
       if (!meta) return;
       this.sessionId = meta.sessionId;
       this.seq = meta.seq;
       this.slots = meta.slots;
+      const started = claimed?.started === true;
       if (cancelRequested) {
         if (this.seq < 0) await this.append(this.startEvent(meta.conversationId, meta.messageId));
         await this.append({ kind: "done", finishReason: "cancelled" });
@@ -114,14 +125,17 @@ export class StreamRun {
       /** Characters of the stored text: after a seamless takeover, what the earlier attempts wrote counts too. */
       let written = 0;
       let mode: "fresh" | "continued" | "restarted" = "fresh";
-      // The prompt is read while `start` is written: neither needs the other, and the first token waits for both
-      // (docs/benchmarks.md, "Scenarios"). A read that failed early (Redis away meanwhile) is read again once the
-      // writes before it went through, where it used to be read; a failure then surfaces in answer().
+      // The prompt is read while `start` is written (or beside the claim that wrote it): neither needs the other, and
+      // the first token waits for both (docs/benchmarks.md, "Scenarios"). A read that failed early (Redis away
+      // meanwhile) is read again once the writes before it went through, where it used to be read; a failure then
+      // surfaces in answer().
       const readPrompt = () =>
         this.deps.conversations.promptUpTo(meta.conversationId, meta.userMessageId, this.deps.limits.context);
-      const early = readPrompt();
+      const early = claimed?.prompt ?? readPrompt();
       early.catch(() => undefined);
-      if (this.seq < 0) {
+      if (started) {
+        // The claim wrote `start`: nothing to write before the first chunk.
+      } else if (this.seq < 0) {
         await this.append(this.startEvent(meta.conversationId, meta.messageId));
       } else if (Date.now() >= deadline) {
         // Taken over after its time ran out: keep the text as it stands and end it below.

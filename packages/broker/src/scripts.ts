@@ -25,6 +25,19 @@ const REFUSAL = `local function refusal(meta, attempt, seq)
 end`;
 
 /**
+ * What every `start`, `reset` and `done` writes (docs/redis.md "The append scripts", step 4 and 7), one Lua function
+ * for APPEND_EVENT and for the claim that starts a stream (CLAIM_STREAM): the seq, the history entry with its length
+ * bound and expiry, and the channel message. Within a script the order does not matter to anyone: no other command
+ * runs before the script ends.
+ */
+const WRITE_EVENT = `local function write_event(meta, events, seq, frame, max_len, history_ttl, channel, stream_id)
+  redis.call('HSET', meta, 'seq', seq)
+  redis.call('XADD', events, 'MAXLEN', '~', max_len, '0-' .. (seq + 1), 'f', frame)
+  redis.call('PEXPIRE', events, history_ttl)
+  redis.call('PUBLISH', channel, stream_id .. '\\n' .. seq .. '\\n' .. frame)
+end`;
+
+/**
  * Append one `start`, `reset` or `done` (chunks have their own script, appendChunksScript): next seq, add to the
  * bounded history and set its expiry, keep the text and status, publish.
  * KEYS: meta, events, text, lease, watch, and for `done` the stream's two slot sets (session, address) if it has them
@@ -36,15 +49,14 @@ end`;
  */
 export const APPEND_EVENT = `
 ${REFUSAL}
+${WRITE_EVENT}
 local meta = KEYS[1]
 local seq = tonumber(ARGV[12])
 local refused = refusal(meta, ARGV[1], seq)
 if refused then return refused end
-redis.call('HSET', meta, 'seq', seq)
 local kind = ARGV[2]
 local frame = ARGV[3] .. seq .. ARGV[4]
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '0-' .. (seq + 1), 'f', frame)
-redis.call('PEXPIRE', KEYS[2], ARGV[7])
+write_event(meta, KEYS[2], seq, frame, ARGV[6], ARGV[7], ARGV[8], ARGV[11])
 if kind == 'chunk' then
   redis.call('APPEND', KEYS[3], ARGV[5])
 elseif kind == 'start' or kind == 'reset' then
@@ -60,7 +72,6 @@ if kind == 'done' then
   if KEYS[6] then redis.call('ZREM', KEYS[6], ARGV[11]) end
   if KEYS[7] then redis.call('ZREM', KEYS[7], ARGV[11]) end
 end
-redis.call('PUBLISH', ARGV[8], ARGV[11] .. '\\n' .. seq .. '\\n' .. frame)
 return seq
 `;
 
@@ -114,22 +125,39 @@ return results
 
 /**
  * An AI node claims attempt N of a stream. Exactly one claim per attempt succeeds.
- * KEYS: meta, lease, watch   ARGV: 1 attempt, 2 node, 3 lease ms, 4 streamId
+ * KEYS: meta, lease, watch, and to start the stream in the claim: events, text
+ * ARGV: 1 attempt, 2 node, 3 lease ms, 4 streamId, and to start it: 5 sessionId, 6 conversationId, 7 messageId,
+ *       8 userMessageId (the dispatch's, checked against the meta), 9 the `start` frame (seq 0), 10 max history
+ *       length, 11 history TTL ms, 12 retention TTL ms, 13 session channel
  * Returns 'claimed' | 'already_claimed' | 'stale_attempt' | 'unknown', and the cancel flag; a claim also returns the
- * stream's meta as the claim left it (HGETALL), which the run needs first: one round trip fewer before the first
- * token (docs/benchmarks.md "Changes, before and after").
+ * stream's meta as the claim left it (HGETALL), which the run needs first, and 1 if the claim wrote `start` (a
+ * stream never started, with the start arguments passed), else 0. Ids that differ from the meta's: 'unknown'.
+ * The meta and the `start` in the claim are round trips fewer before the first token (docs/benchmarks.md "Changes,
+ * before and after", 8 and 9).
  */
 export const CLAIM_STREAM = `
 ${NOW}
+${WRITE_EVENT}
 local meta = KEYS[1]
-local state = redis.call('HMGET', meta, 'status', 'attempt', 'claimed', 'cancel')
+local state = redis.call('HMGET', meta, 'status', 'attempt', 'claimed', 'cancel', 'seq',
+  'sessionId', 'conversationId', 'messageId', 'userMessageId')
 if not state[1] then return {'unknown', 0} end
+local starting = ARGV[5] ~= nil
+if starting and (state[6] ~= ARGV[5] or state[7] ~= ARGV[6] or state[8] ~= ARGV[7] or state[9] ~= ARGV[8]) then
+  return {'unknown', 0}
+end
 if state[1] == 'done' or tonumber(state[2]) ~= tonumber(ARGV[1]) then return {'stale_attempt', 0} end
 if tonumber(state[3] or '0') >= tonumber(ARGV[1]) then return {'already_claimed', 0} end
 redis.call('HSET', meta, 'claimed', ARGV[1], 'node', ARGV[2], 'status', 'running')
 redis.call('SET', KEYS[2], ARGV[2] .. ':' .. ARGV[1], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[4])
-return {'claimed', tonumber(state[4] or '0'), redis.call('HGETALL', meta)}
+local started = 0
+if starting and not state[5] then
+  write_event(meta, KEYS[4], 0, ARGV[9], ARGV[10], ARGV[11], ARGV[13], ARGV[4])
+  redis.call('SET', KEYS[5], '', 'PX', ARGV[12])
+  started = 1
+end
+return {'claimed', tonumber(state[4] or '0'), redis.call('HGETALL', meta), started}
 `;
 
 /**

@@ -243,7 +243,12 @@ describe("StreamStore.claim", () => {
 
     // A claim returns the meta as it left it: what the run reads first, without a round trip of its own.
     const claimed = await store.claim(streamId, 1, "ai-1");
-    expect(claimed).toEqual({ status: "claimed", cancelRequested: false, meta: await store.meta(streamId) });
+    expect(claimed).toEqual({
+      status: "claimed",
+      cancelRequested: false,
+      meta: await store.meta(streamId),
+      started: false,
+    });
     expect(claimed.status === "claimed" && claimed.meta).toMatchObject({ status: "running", node: "ai-1", seq: -1 });
     expect(await store.claim(streamId, 1, "ai-2")).toEqual({ status: "already_claimed" });
     expect(await store.claim(streamId, 2, "ai-2")).toEqual({ status: "stale_attempt" });
@@ -277,24 +282,97 @@ describe("StreamStore.claim", () => {
   });
 });
 
+describe("StreamStore.claim with the dispatch's ids (the claim writes start)", () => {
+  const idsOf = (stream: Awaited<ReturnType<typeof queued>>) => ({
+    sessionId: stream.sessionId,
+    conversationId: stream.turn.conversationId,
+    messageId: stream.turn.assistantMessageId,
+    userMessageId: stream.turn.userMessageId,
+  });
+
+  it("writes start at seq 0 in the claim: the same frame, history entry, text and channel message as an append", async () => {
+    const store = makeStore();
+    const stream = await queued(store);
+    const messages = await collect(sub, channels.session(stream.sessionId), 1);
+    const claimed = await store.claim(stream.streamId, 1, "ai-1", idsOf(stream));
+    expect(claimed).toMatchObject({ status: "claimed", started: true, meta: { seq: 0, status: "running" } });
+    const [message] = await messages();
+    const { frame } = decodeChannelMessage(message!) ?? { frame: "" };
+    expect(StreamEventSchema.parse(JSON.parse(frame))).toEqual({
+      type: "start",
+      streamId: stream.streamId,
+      seq: 0,
+      conversationId: stream.turn.conversationId,
+      messageId: stream.turn.assistantMessageId,
+      aiNode: "ai-1",
+    });
+    expect(await store.readAfter(stream.streamId, -1)).toEqual([{ seq: 0, frame }]);
+    expect(await redis.get(keys.streamText(stream.streamId))).toBe("");
+    expect(await redis.pttl(keys.streamEvents(stream.streamId))).toBeGreaterThan(0);
+    // The run goes on at seq 1 as if it had appended start itself.
+    expect(await store.append(stream.streamId, 1, stream.sessionId, 1, { kind: "chunk", delta: "Hi" })).toEqual({
+      ok: true,
+      seq: 1,
+    });
+  });
+
+  it("ids that are not the stream's claim nothing and write nothing: unknown", async () => {
+    const store = makeStore();
+    const stream = await queued(store);
+    const other = await queued(store);
+    for (const wrong of [
+      { ...idsOf(stream), sessionId: other.sessionId },
+      { ...idsOf(stream), conversationId: other.turn.conversationId },
+      { ...idsOf(stream), messageId: other.turn.assistantMessageId },
+      { ...idsOf(stream), userMessageId: other.turn.userMessageId },
+    ]) {
+      expect(await store.claim(stream.streamId, 1, "ai-1", wrong)).toEqual({ status: "unknown" });
+    }
+    expect(await store.meta(stream.streamId)).toMatchObject({ status: "queued", seq: -1 });
+    expect(await redis.exists(keys.streamEvents(stream.streamId), keys.streamLease(stream.streamId))).toBe(0);
+  });
+
+  it("a retried dispatch to a second node writes no second start; a takeover's claim writes none", async () => {
+    const store = makeStore();
+    const stream = await queued(store);
+    expect(await store.claim(stream.streamId, 1, "ai-1", idsOf(stream))).toMatchObject({ started: true });
+    expect(await store.claim(stream.streamId, 1, "ai-2", idsOf(stream))).toEqual({ status: "already_claimed" });
+    await redis.del(keys.streamLease(stream.streamId));
+    await makeDue(stream.streamId);
+    expect((await store.takeOver(stream.streamId)).status).toBe("takeover");
+    expect(await store.claim(stream.streamId, 2, "ai-2", idsOf(stream))).toMatchObject({
+      status: "claimed",
+      started: false,
+      meta: { seq: 0, attempt: 2 },
+    });
+    expect((await store.readAfter(stream.streamId, -1)).map((event) => event.seq)).toEqual([0]);
+  });
+});
+
 describe("claimResult (the claim script's reply, checked)", () => {
   it("takes the script's shapes and refuses anything else", () => {
     const meta = ["streamId", "st_a", "sessionId", "sess_a", "status", "running", "attempt", "2", "node", "ai-1"];
-    expect(claimResult(["claimed", 1, meta])).toMatchObject({
+    expect(claimResult(["claimed", 1, meta, 0])).toMatchObject({
       status: "claimed",
       cancelRequested: true,
+      started: false,
       meta: { streamId: "st_a", sessionId: "sess_a", attempt: 2, node: "ai-1", seq: -1 },
     });
+    expect(claimResult(["claimed", 0, [...meta, "seq", "0"], 1])).toMatchObject({ started: true, meta: { seq: 0 } });
     expect(claimResult(["stale_attempt", 0])).toEqual({ status: "stale_attempt" });
     for (const reply of [
       null,
       "claimed",
       ["taken", 0, meta],
       ["claimed", 0],
+      ["claimed", 0, meta],
+      ["claimed", 0, meta, 2],
+      // Started, but the meta is not at the start's seq.
+      ["claimed", 0, meta, 1],
       ["claimed", 0, ["streamId"]],
       ["claimed", 0, ["streamId", 1]],
-      ["claimed", 2, meta],
-      ["claimed", 0, ["status", "running"]],
+      ["claimed", 2, meta, 0],
+      ["claimed", 0, ["status", "running"], 0],
     ]) {
       expect(() => claimResult(reply)).toThrow("claim script returned an unexpected reply");
     }

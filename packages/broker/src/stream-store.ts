@@ -65,8 +65,25 @@ export interface NewStream {
   slots?: SlotKeys;
 }
 
+/**
+ * The ids of a stream its gateway has just written, sent with its first dispatch: the claim checks them against the
+ * meta and writes `start` itself, and the node reads the prompt beside the claim (docs/redis.md "Claims").
+ */
+export interface StartIds {
+  sessionId: string;
+  conversationId: string;
+  messageId: string;
+  userMessageId: string;
+}
+
 export type ClaimResult =
-  | { status: "claimed"; cancelRequested: boolean; meta: StreamMeta }
+  | {
+      status: "claimed";
+      cancelRequested: boolean;
+      meta: StreamMeta;
+      /** The claim wrote the stream's `start` (seq 0, the meta's seq): the run goes on from there. */
+      started: boolean;
+    }
   | { status: "already_claimed" | "stale_attempt" | "unknown" };
 export type RenewResult = "renewed" | "cancel_requested" | "lost";
 export type TakeoverResult =
@@ -170,13 +187,34 @@ export class StreamStore {
       .exec();
   }
 
-  async claim(streamId: string, attempt: number, node: string): Promise<ClaimResult> {
-    const reply = await claimScript.run<unknown>(
-      this.redis,
-      [keys.streamMeta(streamId), keys.streamLease(streamId), keys.watch()],
-      [attempt, node, this.options.leaseMs, streamId],
-    );
-    return claimResult(reply);
+  /**
+   * Claims attempt `attempt` for `node`. With `start` (the first dispatch of a stream never started), the claim also
+   * writes the stream's `start`, if those are the stream's ids: one round trip fewer before the first token.
+   */
+  async claim(streamId: string, attempt: number, node: string, start?: StartIds): Promise<ClaimResult> {
+    const claimKeys = [keys.streamMeta(streamId), keys.streamLease(streamId), keys.watch()];
+    const claimArgs: (string | number)[] = [attempt, node, this.options.leaseMs, streamId];
+    if (start) {
+      const { prefix, suffix } = this.encode(streamId, {
+        kind: "start",
+        conversationId: start.conversationId,
+        messageId: start.messageId,
+        aiNode: node,
+      });
+      claimKeys.push(keys.streamEvents(streamId), keys.streamText(streamId));
+      claimArgs.push(
+        start.sessionId,
+        start.conversationId,
+        start.messageId,
+        start.userMessageId,
+        `${prefix}0${suffix}`,
+        this.options.historyMaxLen,
+        this.options.historyTtlMs,
+        this.options.retentionTtlMs,
+        channels.session(start.sessionId),
+      );
+    }
+    return claimResult(await claimScript.run<unknown>(this.redis, claimKeys, claimArgs));
   }
 
   async renew(streamId: string, attempt: number, node: string): Promise<RenewResult> {
@@ -345,15 +383,21 @@ export class StreamStore {
 
 const CLAIM_STATUSES = new Set<unknown>(["claimed", "already_claimed", "stale_attempt", "unknown"]);
 
-/** CLAIM_STREAM's reply checked: a status, and for a claim the cancel flag and a well-formed meta; else it throws. */
+const isFlag = (value: unknown): value is 0 | 1 => value === 0 || value === 1;
+
+/**
+ * CLAIM_STREAM's reply checked: a status, and for a claim the cancel flag, a well-formed meta and the started flag
+ * (a started stream's meta is at seq 0); else it throws.
+ */
 export function claimResult(reply: unknown): ClaimResult {
   if (!Array.isArray(reply) || !CLAIM_STATUSES.has(reply[0]))
     throw new Error("claim script returned an unexpected reply");
   const status = reply[0] as ClaimResult["status"];
   if (status !== "claimed") return { status };
   const meta = isFieldList(reply[2]) ? parseMeta(fieldRecord(reply[2])) : undefined;
-  if (!meta || (reply[1] !== 0 && reply[1] !== 1)) throw new Error("claim script returned an unexpected reply");
-  return { status, cancelRequested: reply[1] === 1, meta };
+  if (!meta || !isFlag(reply[1]) || !isFlag(reply[3]) || (reply[3] === 1 && meta.seq !== 0))
+    throw new Error("claim script returned an unexpected reply");
+  return { status, cancelRequested: reply[1] === 1, meta, started: reply[3] === 1 };
 }
 
 /** An HGETALL reply inside a script's reply: field, value, field, value … */

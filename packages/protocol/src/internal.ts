@@ -6,10 +6,18 @@ import { IdSchema } from "./rest";
  * It lives here because both sides must agree on it byte for byte, like the public contract.
  */
 
-/** POST /v1/streams: run attempt `attempt` of a stream the gateway has already written to Redis. */
+/**
+ * POST /v1/streams: run attempt `attempt` of a stream the gateway has already written to Redis. A stream's first
+ * dispatch also carries its ids (`start`): the node's claim checks them against the stream and writes its `start`,
+ * and the node reads the prompt beside the claim (docs/protocol.md "Internal AI node API"). A takeover's dispatch
+ * has none: the node reads them from the stream.
+ */
 export const DispatchRequestSchema = z.strictObject({
   streamId: IdSchema,
   attempt: z.number().int().min(1),
+  start: z
+    .strictObject({ sessionId: IdSchema, conversationId: IdSchema, messageId: IdSchema, userMessageId: IdSchema })
+    .optional(),
 });
 export type DispatchRequest = z.infer<typeof DispatchRequestSchema>;
 

@@ -170,7 +170,17 @@ export function chatRoutes(deps: ApiDeps, redis: Redis): Hono<ApiEnv> {
       newConversation: turn.newConversation,
       messageChars: body.message.length,
     });
-    const dispatched = await deps.balancer.dispatch({ streamId: turn.streamId, attempt: 1 });
+    // The ids let the AI node start the stream in its claim and read the prompt beside it (docs/protocol.md).
+    const dispatched = await deps.balancer.dispatch({
+      streamId: turn.streamId,
+      attempt: 1,
+      start: {
+        sessionId,
+        conversationId: turn.conversationId,
+        messageId: turn.assistantMessageId,
+        userMessageId: turn.userMessageId,
+      },
+    });
     if (!dispatched.ok) {
       await undo();
       if (idemKey) await redis.del(idemKey);
