@@ -19,9 +19,10 @@ const gatewayEnvSchema = storeEnvSchema.extend(eventsEnvSchema.shape).extend({
   SESSION_IDLE_TTL_MS: envInt(7 * 24 * 60 * 60 * 1000),
   /**
    * How long a gateway answers a token it resolved from memory (0: always ask Redis), and how many it keeps: a
-   * session that ends in Redis stays usable here that long (docs/security.md "Sessions"). At most a minute.
+   * session that ends in Redis stays usable here that long (docs/security.md "REST API (gateways)"). A minute: a
+   * user's next message usually comes within it, so the token read leaves the first token's path. At most 5 min.
    */
-  SESSION_CACHE_MS: envInt(5000, 0, 60_000),
+  SESSION_CACHE_MS: envInt(60_000, 0, 300_000),
   SESSION_CACHE_MAX: envInt(10_000, 1, 1_000_000),
   /** Per-session token bucket on authenticated REST calls (cancel excepted): LIMIT per WINDOW, BURST at once. */
   SESSION_RATE_LIMIT: envInt(120),

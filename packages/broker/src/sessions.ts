@@ -17,7 +17,7 @@ return sessionId
 `);
 
 /**
- * A node's memory of tokens it resolved lately (docs/security.md "Sessions"): a hit answers without Redis, so an
+ * A node's memory of tokens it resolved lately (docs/security.md "REST API (gateways)"): a hit answers without Redis, so an
  * authenticated request makes one Redis round trip fewer (docs/benchmarks.md "Changes, before and after", 9).
  * `ttlMs` 0 turns it off. Only tokens Redis knew are kept, at most `maxEntries` (the oldest goes first), each for
  * `ttlMs`: a session that expires or is evicted in Redis stays usable on this node for at most that long.
