@@ -288,8 +288,10 @@ export class ConversationStore {
     return first > 0 ? { messages, nextCursor: encodeHistoryCursor(first) } : { messages };
   }
 
-  /** The messages of these ids, in this order (ids whose message is gone are left out). */
-  /** The messages `ids` in order; rows already read (`known`, by id) are not read again. */
+  /**
+   * The messages of these ids, in this order (ids whose message is gone are left out); rows already read (`known`,
+   * by id) are not read again.
+   */
   private async messagesOf(
     ids: string[],
     known: ReadonlyMap<string, Record<string, string>> = new Map(),

@@ -1,4 +1,4 @@
-import { type FinishReason, LIMITS, type StreamError, type Usage } from "@chatgrid/protocol";
+import { type DispatchStart, type FinishReason, LIMITS, type StreamError, type Usage } from "@chatgrid/protocol";
 import type { Redis } from "ioredis";
 import { channelMessageHeader } from "./channel-message";
 import { ChunkBatcher, DEFAULT_MAX_BATCH } from "./chunk-batcher";
@@ -63,17 +63,6 @@ export interface NewStream {
   userMessageId: string;
   /** The concurrency slots it holds (StreamSlots); its `done` frees them. */
   slots?: SlotKeys;
-}
-
-/**
- * The ids of a stream its gateway has just written, sent with its first dispatch: the claim checks them against the
- * meta and writes `start` itself, and the node reads the prompt beside the claim (docs/redis.md "Claims").
- */
-export interface StartIds {
-  sessionId: string;
-  conversationId: string;
-  messageId: string;
-  userMessageId: string;
 }
 
 export type ClaimResult =
@@ -188,10 +177,11 @@ export class StreamStore {
   }
 
   /**
-   * Claims attempt `attempt` for `node`. With `start` (the first dispatch of a stream never started), the claim also
-   * writes the stream's `start`, if those are the stream's ids: one round trip fewer before the first token.
+   * Claims attempt `attempt` for `node`. With `start` (the ids a stream's first dispatch carries), the claim also
+   * writes the stream's `start`, if those are the stream's ids and it never started: one round trip fewer before
+   * the first token (docs/redis.md "Claims, leases and takeover").
    */
-  async claim(streamId: string, attempt: number, node: string, start?: StartIds): Promise<ClaimResult> {
+  async claim(streamId: string, attempt: number, node: string, start?: DispatchStart): Promise<ClaimResult> {
     const claimKeys = [keys.streamMeta(streamId), keys.streamLease(streamId), keys.watch()];
     const claimArgs: (string | number)[] = [attempt, node, this.options.leaseMs, streamId];
     if (start) {

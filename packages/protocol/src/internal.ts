@@ -12,12 +12,18 @@ import { IdSchema } from "./rest";
  * and the node reads the prompt beside the claim (docs/protocol.md "Internal AI node API"). A takeover's dispatch
  * has none: the node reads them from the stream.
  */
+export const DispatchStartSchema = z.strictObject({
+  sessionId: IdSchema,
+  conversationId: IdSchema,
+  messageId: IdSchema,
+  userMessageId: IdSchema,
+});
+export type DispatchStart = z.infer<typeof DispatchStartSchema>;
+
 export const DispatchRequestSchema = z.strictObject({
   streamId: IdSchema,
   attempt: z.number().int().min(1),
-  start: z
-    .strictObject({ sessionId: IdSchema, conversationId: IdSchema, messageId: IdSchema, userMessageId: IdSchema })
-    .optional(),
+  start: DispatchStartSchema.optional(),
 });
 export type DispatchRequest = z.infer<typeof DispatchRequestSchema>;
 
