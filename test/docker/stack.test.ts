@@ -1,6 +1,7 @@
 // The Docker stack on a real engine: one `pulumi up` of this checkout's program (stack "local" in a temp project
 // with a file backend of its own, the provisioning tool's CLI and stand-in images, free host ports), every test
 // against that one stack through its published ports, `pulumi destroy` at the end. The tests run in order.
+import { get as httpGet } from "node:http";
 import { LIMITS } from "@chatgrid/protocol";
 import { afterAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
@@ -67,6 +68,24 @@ async function followToEnd(client: ChatClient, streamId: string, timeoutMs: numb
   return resumes;
 }
 
+/**
+ * One GET of the entry's /healthz on a connection of its own: true for a 200 within a second. A new connection per
+ * probe, because a reload closes the old workers' idle keep-alive connections, and a request sent on one just as it
+ * closes fails without the entry ever having stopped answering (a browser retries such a request on a new
+ * connection; `fetch` does not): what a probe asks is whether the entry takes and answers a request.
+ */
+function healthz(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpGet(`${url}/healthz`, { agent: false, timeout: 1_000 }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode === 200));
+      res.on("error", () => resolve(false));
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(false));
+  });
+}
+
 /** /healthz on the entry every 20 ms, until stopped: the longest run of failed probes is the entry's gap. */
 function probeEntry(url: string) {
   let running = true;
@@ -78,10 +97,7 @@ function probeEntry(url: string) {
     while (running) {
       const at = Date.now();
       probes++;
-      const ok = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) }).then(
-        (r) => r.ok,
-        () => false,
-      );
+      const ok = await healthz(url);
       if (!ok) {
         failures++;
         failingSince ??= at;
