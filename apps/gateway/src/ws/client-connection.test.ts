@@ -545,6 +545,53 @@ describe("ClientConnection resume", () => {
     expect(snapshot?.seq as number).toBeLessThanOrEqual(6);
   });
 
+  it("a chunk written between the history read and the snapshot read is replayed as itself, not as a snapshot", async () => {
+    const { transport, history, counters, connection } = setup();
+    history.appendMany("st_a", 3);
+    history.holdSnapshots();
+    const resumed = connection.resume("st_a", 3); // nothing after 3 yet: the read is empty, the snapshot read follows
+    const snapshot = await history.nextSnapshot();
+    const m4 = history.append("st_a", "chunk"); // written now; Redis then runs the snapshot read
+    snapshot.answer();
+    connection.deliver(m4);
+    await resumed;
+    await settle();
+    expect(transport.framesOf("st_a")).toEqual([JSON.parse(m4.frame)]);
+    expect(counters.snapshots).toBe(0);
+    expect(history.reads.map((read) => read.afterSeq)).toEqual([3, 3]);
+  });
+
+  it("held live events ahead of an empty read: history is read again and replayed, not sent as a snapshot", async () => {
+    const { transport, history, counters, connection } = setup();
+    history.appendMany("st_a", 3);
+    history.hold();
+    const resumed = connection.resume("st_a", 3);
+    const read = await history.nextRead();
+    const m4 = history.append("st_a", "chunk");
+    const m5 = history.append("st_a", "chunk");
+    connection.deliver(m5); // m4's live copy was not seen here; m5's is held
+    read.answerWith([]); // the read ran before 4 was written
+    const again = await history.nextRead();
+    again.answer();
+    await resumed;
+    expectContiguous(transport.seqsOf("st_a"), 3, 5);
+    expect(transport.framesOf("st_a").map((frame) => frame.type)).toEqual(["chunk", "chunk"]);
+    expect(transport.sent).toEqual([m4.frame, m5.frame]);
+    expect(counters.snapshots).toBe(0);
+  });
+
+  it("expired history of a running stream: the second read is empty too, so the text goes as a snapshot", async () => {
+    const { transport, history, counters, connection } = setup();
+    history.appendMany("st_a", 6);
+    history.expire("st_a");
+    await connection.resume("st_a", 2);
+    expect(transport.framesOf("st_a")).toEqual([
+      { type: "snapshot", streamId: "st_a", seq: 6, content: history.textAt("st_a") },
+    ]);
+    expect(counters.snapshots).toBe(1);
+    expect(history.reads.map((read) => read.afterSeq)).toEqual([2, 2]);
+  });
+
   it("of a queued stream (no event yet) sends nothing, then passes its start live", async () => {
     const { transport, history, counters, connection } = setup();
     await connection.resume("st_new", undefined);

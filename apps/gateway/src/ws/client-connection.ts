@@ -143,15 +143,20 @@ export class ClientConnection {
     try {
       while (!this.closed && this.transport.open) {
         const before = cursor.last;
-        const events = await this.history.readAfter(streamId, cursor.last, PAGE);
+        let events = await this.history.readAfter(streamId, cursor.last, PAGE);
         const first = events[0];
-        const heldAhead = (cursor.held ?? []).some((m) => m.seq > cursor.last + 1);
-        if ((first && first.seq > cursor.last + 1) || (!first && heldAhead)) {
-          // History no longer reaches back to our seq (trimmed or expired): send the text as a snapshot.
+        if (first && first.seq > cursor.last + 1) {
+          // History no longer reaches back to our seq (trimmed): send the text as a snapshot.
           await this.sendSnapshot(streamId, cursor);
         } else if (!first) {
+          // Nothing after our seq: caught up, or the history expired, or events were written just after the read.
           const snap = await this.history.snapshot(streamId);
-          if (snap && snap.seq > cursor.last) await this.sendSnapshot(streamId, cursor, snap);
+          if (snap && snap.seq > cursor.last) {
+            // One script writes an event and the text together, so a history that still exists now holds snap.seq:
+            // read it again, and send the whole text only if it is gone (docs/protocol.md, the snapshot event).
+            events = await this.history.readAfter(streamId, cursor.last, PAGE);
+            if (events[0]?.seq !== cursor.last + 1) await this.sendSnapshot(streamId, cursor, snap);
+          }
         }
         let replayed = 0;
         for (const event of events) {
