@@ -71,13 +71,14 @@ describe("SIGKILL the gateway holding the sockets mid-stream", () => {
     const full = await client.done(accepted.streamId);
     const late = new ChatClient(cluster.gatewayUrl(0));
     late.token = client.token;
-    late.view(accepted.streamId).lastSeq = 5;
+    late.seedFrom(client, accepted.streamId, 5);
     await late.connect({ resume: [{ streamId: accepted.streamId, afterSeq: 5 }] });
     const view = await late.done(accepted.streamId);
     const seqs = late.frames.filter((f) => "seq" in f).map((f) => (f as { seq: number }).seq);
     expect(seqs[0]).toBe(6);
     expect(seqs.at(-1)).toBe(full.lastSeq);
     expect(view.violations).toEqual([]);
+    expect(view.text).toBe(full.text);
     // Resume from the beginning gives the whole stream, start included.
     const fromStart = new ChatClient(cluster.gatewayUrl(0));
     fromStart.token = client.token;

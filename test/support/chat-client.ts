@@ -147,34 +147,49 @@ export class ChatClient {
     return view;
   }
 
+  /**
+   * Starts this client's view of a stream as `other` had it at `throughSeq`, by the same rules as frames that arrive
+   * (a reset at or before that seq clears the text, as it did for `other`): for a client that resumes from there.
+   */
+  seedFrom(other: ChatClient, streamId: string, throughSeq: number): StreamView {
+    const view = this.view(streamId);
+    for (const frame of other.frames) {
+      if ("streamId" in frame && "seq" in frame && frame.streamId === streamId && frame.seq <= throughSeq) {
+        this.apply(view, frame);
+      }
+    }
+    return view;
+  }
+
   private onFrame(frame: ServerFrame): void {
     this.frames.push(frame);
-    if ("streamId" in frame && "seq" in frame) {
-      const view = this.view(frame.streamId);
-      if (frame.type === "snapshot") {
-        if (frame.seq <= view.lastSeq) view.violations.push(`snapshot seq ${frame.seq} not above ${view.lastSeq}`);
-        view.text = frame.content;
-        view.snapshots++;
-      } else {
-        if (frame.seq !== view.lastSeq + 1)
-          view.violations.push(`${frame.type} seq ${frame.seq} after ${view.lastSeq}`);
-        if (view.done) view.violations.push(`${frame.type} after done`);
-        if (frame.type === "chunk") view.text += frame.delta;
-        if (frame.type === "reset") {
-          view.text = "";
-          view.resets++;
-        }
-        if (frame.type === "start") view.start = frame;
-        if (frame.type === "done") view.done = frame;
-      }
-      view.lastSeq = Math.max(view.lastSeq, frame.seq);
-    }
+    if ("streamId" in frame && "seq" in frame) this.apply(this.view(frame.streamId), frame);
     for (const waiter of [...this.waiters]) {
       if (waiter.test(frame)) {
         this.waiters.splice(this.waiters.indexOf(waiter), 1);
         waiter.resolve(frame);
       }
     }
+  }
+
+  /** Applies one stream event to a view (docs/protocol.md's stream rules), recording what breaks them. */
+  private apply(view: StreamView, frame: Extract<ServerFrame, { streamId: string; seq: number }>): void {
+    if (frame.type === "snapshot") {
+      if (frame.seq <= view.lastSeq) view.violations.push(`snapshot seq ${frame.seq} not above ${view.lastSeq}`);
+      view.text = frame.content;
+      view.snapshots++;
+    } else {
+      if (frame.seq !== view.lastSeq + 1) view.violations.push(`${frame.type} seq ${frame.seq} after ${view.lastSeq}`);
+      if (view.done) view.violations.push(`${frame.type} after done`);
+      if (frame.type === "chunk") view.text += frame.delta;
+      if (frame.type === "reset") {
+        view.text = "";
+        view.resets++;
+      }
+      if (frame.type === "start") view.start = frame;
+      if (frame.type === "done") view.done = frame;
+    }
+    view.lastSeq = Math.max(view.lastSeq, frame.seq);
   }
 
   // REST ------------------------------------------------------------------------------------------
