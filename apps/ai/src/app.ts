@@ -1,6 +1,7 @@
 import {
   type Logger,
   type PromptMessage,
+  readBodyText,
   SIGNATURE_FORMAT,
   SIGNATURE_HEADER,
   type SignatureCheck,
@@ -15,7 +16,6 @@ import {
   type LiveResponse,
 } from "@chatgrid/protocol";
 import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { AiMetrics } from "./metrics";
 import type { ClaimedRun } from "./stream-run";
 
@@ -63,22 +63,23 @@ export function createAiApp(deps: AiAppDeps): Hono {
       if (!SIGNATURE_FORMAT.test(header)) return unauthorized(c, "malformed");
       await next();
     },
-    bodyLimit({
-      maxSize: DISPATCH_MAX_BYTES,
-      onError: (c) =>
-        c.json(error(ErrorCode.payloadTooLarge, `dispatch bodies are at most ${DISPATCH_MAX_BYTES} bytes`), 413),
-    }),
     async (c) => {
-      const text = await c.req.text();
+      const body = await readBodyText(c, DISPATCH_MAX_BYTES);
+      if (!body.ok) {
+        return body.reason === "too_large"
+          ? c.json(error(ErrorCode.payloadTooLarge, `dispatch bodies are at most ${DISPATCH_MAX_BYTES} bytes`), 413)
+          : c.json(error(ErrorCode.badRequest, "the body ended before its length"), 400);
+      }
+      const { text } = body;
       const signature = verifyRequest(deps.clusterSecret, c.req.header(SIGNATURE_HEADER), "POST", "/v1/streams", text);
       if (signature !== "ok") return unauthorized(c, signature);
-      let body: unknown;
+      let json: unknown;
       try {
-        body = JSON.parse(text);
+        json = JSON.parse(text);
       } catch {
         return c.json(error(ErrorCode.badRequest, "body is not JSON"), 400);
       }
-      const parsed = DispatchRequestSchema.safeParse(body);
+      const parsed = DispatchRequestSchema.safeParse(json);
       if (!parsed.success)
         return c.json(error(ErrorCode.badRequest, parsed.error.issues[0]?.message ?? "invalid"), 400);
       if (deps.draining()) {

@@ -1,12 +1,13 @@
+import { declaresMoreThan } from "@chatgrid/broker";
 import { ErrorCode, LIMITS } from "@chatgrid/protocol";
 import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import type { Redis } from "ioredis";
 import { limitSessionRate, requireSession } from "./http/auth";
 import { clientAddress } from "./http/client-address";
 import type { ApiDeps, ApiEnv } from "./http/context";
 import { apiError } from "./http/errors";
+import { bodyTooLarge } from "./http/json-body";
 import { isOriginAllowed } from "./http/origin";
 import { refuse } from "./http/refuse";
 import { cancelRoutes } from "./routes/cancel";
@@ -46,10 +47,12 @@ export function registerGatewayRoutes(
   app.use(
     "/api/*",
     cors({ origin: (origin) => (options.allowedOrigins.includes(origin) ? origin : null), maxAge: 600 }),
-    bodyLimit({
-      maxSize: LIMITS.maxBodyBytes,
-      onError: (c) => apiError(c, 413, ErrorCode.payloadTooLarge, `bodies are at most ${LIMITS.maxBodyBytes} bytes`),
-    }),
+    // A declared length over the bound is refused here, before auth; the routes that read a body count its bytes
+    // (readJson). Hono's bodyLimit would build the web Request of every request to look at its body.
+    async (c, next) => {
+      if (declaresMoreThan(c.req.header("content-length"), LIMITS.maxBodyBytes)) return bodyTooLarge(c);
+      await next();
+    },
   );
 
   app.use("/api/*", async (c, next) => {

@@ -1,4 +1,5 @@
 export * from "./ai-registry";
+export * from "./bounded-body";
 export * from "./channel-message";
 export * from "./chunk-batcher";
 export * from "./conversations";
