@@ -2,6 +2,7 @@ import {
   type Logger,
   type PromptMessage,
   readBodyText,
+  requestHeader,
   SIGNATURE_FORMAT,
   SIGNATURE_HEADER,
   type SignatureCheck,
@@ -58,7 +59,7 @@ export function createAiApp(deps: AiAppDeps): Hono {
     // A caller without a well-formed signature is refused before its body is read, and no body is read past 4 KiB
     // (a dispatch is about 60 bytes): reaching the port costs the node nothing.
     async (c, next) => {
-      const header = c.req.header(SIGNATURE_HEADER);
+      const header = requestHeader(c, SIGNATURE_HEADER);
       if (!header) return unauthorized(c, "missing");
       if (!SIGNATURE_FORMAT.test(header)) return unauthorized(c, "malformed");
       await next();
@@ -71,7 +72,13 @@ export function createAiApp(deps: AiAppDeps): Hono {
           : c.json(error(ErrorCode.badRequest, "the body ended before its length"), 400);
       }
       const { text } = body;
-      const signature = verifyRequest(deps.clusterSecret, c.req.header(SIGNATURE_HEADER), "POST", "/v1/streams", text);
+      const signature = verifyRequest(
+        deps.clusterSecret,
+        requestHeader(c, SIGNATURE_HEADER),
+        "POST",
+        "/v1/streams",
+        text,
+      );
       if (signature !== "ok") return unauthorized(c, signature);
       let json: unknown;
       try {

@@ -1,5 +1,4 @@
 export * from "./ai-registry";
-export * from "./bounded-body";
 export * from "./channel-message";
 export * from "./chunk-batcher";
 export * from "./conversations";
@@ -9,6 +8,7 @@ export * from "./ids";
 export * from "./keys";
 export * from "./logger";
 export * from "./node-auth";
+export * from "./node-request";
 export * from "./rate-limiter";
 export * from "./redis";
 export * from "./run-node";

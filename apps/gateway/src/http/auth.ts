@@ -1,3 +1,4 @@
+import { requestHeader } from "@chatgrid/broker";
 import { ErrorCode } from "@chatgrid/protocol";
 import type { Context, MiddlewareHandler } from "hono";
 import type { ApiDeps, ApiEnv } from "./context";
@@ -10,7 +11,7 @@ import { refuse } from "./refuse";
  */
 export function requireSession(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
-    const header = c.req.header("authorization") ?? "";
+    const header = requestHeader(c, "authorization") ?? "";
     const match = /^Bearer ([^\s]+)$/i.exec(header);
     if (!match?.[1])
       return apiError(c, 401, ErrorCode.unauthorized, "missing or malformed Authorization: Bearer token");

@@ -1,4 +1,5 @@
 import { isIPv6 } from "node:net";
+import { requestHeader } from "@chatgrid/broker";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context } from "hono";
 
@@ -33,7 +34,7 @@ export function addressKey(address: string): string {
  */
 export function clientAddress(c: Context, header: string): string {
   if (header) {
-    const value = c.req.header(header)?.trim();
+    const value = requestHeader(c, header.toLowerCase())?.trim();
     if (value && ADDRESS.test(value)) return addressKey(value);
   }
   try {

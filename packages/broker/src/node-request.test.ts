@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { type BodyText, readBodyText, readIncomingText } from "./bounded-body";
+import { type BodyText, readBodyText, readIncomingText, requestHeader } from "./node-request";
 
 /** A real Node server whose handler reads each body with `readIncomingText` and reports what it got. */
 async function serverReading(maxBytes: number) {
@@ -123,5 +123,32 @@ describe("readBodyText without a Node request (app.request in tests)", () => {
     expect(await readBodyText(source("héllo"), 6)).toEqual({ ok: true, text: "héllo" });
     expect(await readBodyText(source("héllo"), 5)).toEqual({ ok: false, reason: "too_large" });
     expect(await readBodyText(source("x", { "content-length": "99" }), 10)).toEqual({ ok: false, reason: "too_large" });
+  });
+});
+
+describe("requestHeader", () => {
+  it("reads the Node request's headers (repeated ones joined), and the web request's without one", async () => {
+    const seen: (string | undefined)[][] = [];
+    const server = createServer((req, res) => {
+      const c = { env: { incoming: req }, req: { header: () => "not used" } };
+      seen.push([requestHeader(c, "x-one"), requestHeader(c, "x-many"), requestHeader(c, "x-none")]);
+      res.end();
+    });
+    servers.push(server);
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((resolve) => {
+      const req = request({ host: "127.0.0.1", port, path: "/", agent: false }, (res) => {
+        res.resume();
+        res.on("end", () => resolve());
+      });
+      req.setHeader("X-One", "1");
+      req.setHeader("X-Many", ["a", "b"]);
+      req.end();
+    });
+    expect(seen).toEqual([["1", "a, b", undefined]]);
+    const web = { env: undefined, req: { header: (name: string) => (name === "x-one" ? "web" : undefined) } };
+    expect(requestHeader(web, "x-one")).toBe("web");
   });
 });
