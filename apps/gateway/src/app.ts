@@ -1,11 +1,11 @@
-import { declaresMoreThan } from "@chatgrid/broker";
+import { declaresMoreThan, requestHeader } from "@chatgrid/broker";
 import { ErrorCode, LIMITS } from "@chatgrid/protocol";
 import { type Context, Hono } from "hono";
-import { cors } from "hono/cors";
 import type { Redis } from "ioredis";
 import { limitSessionRate, requireSession } from "./http/auth";
 import { clientAddress } from "./http/client-address";
 import type { ApiDeps, ApiEnv } from "./http/context";
+import { apiCors } from "./http/cors";
 import { apiError } from "./http/errors";
 import { bodyTooLarge } from "./http/json-body";
 import { isOriginAllowed } from "./http/origin";
@@ -46,11 +46,11 @@ export function registerGatewayRoutes(
 
   app.use(
     "/api/*",
-    cors({ origin: (origin) => (options.allowedOrigins.includes(origin) ? origin : null), maxAge: 600 }),
+    apiCors(options.allowedOrigins),
     // A declared length over the bound is refused here, before auth; the routes that read a body count its bytes
     // (readJson). Hono's bodyLimit would build the web Request of every request to look at its body.
     async (c, next) => {
-      if (declaresMoreThan(c.req.header("content-length"), LIMITS.maxBodyBytes)) return bodyTooLarge(c);
+      if (declaresMoreThan(requestHeader(c, "content-length"), LIMITS.maxBodyBytes)) return bodyTooLarge(c);
       await next();
     },
   );
