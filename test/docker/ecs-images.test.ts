@@ -467,11 +467,7 @@ describe("the three images run as the ECS task definitions say (read-only, their
           250,
         );
       } catch (error) {
-        const logs = await run("docker", ["logs", "--tail", "40", container]).then(
-          (r) => `${r.stdout}${r.stderr}`,
-          (e: unknown) => String(e),
-        );
-        throw new Error(`${String(error)}\nlast check: ${last}\n${container}'s log:\n${logs}`);
+        throw new Error(`${String(error)}\nlast check: ${last}\n${await logsOf(container)}`);
       }
       log(`${name}: ECS health command exit 0 after ${seconds(Date.now() - at)} (budget ${seconds(budgetMs)})`);
     }
@@ -643,10 +639,22 @@ describe("the three images run as the ECS task definitions say (read-only, their
     }
     const client = track(new ChatClient(webUrl));
     await client.connect();
-    const accepted = await client.chat("[demo:tokens=10] after Redis came back");
+    // A refusal here names its cause in the nodes' logs (the reply itself carries only a code, by design).
+    const accepted = await client.chat("[demo:tokens=10] after Redis came back").catch(async (error: unknown) => {
+      throw new Error(`${String(error)}\n${await logsOf(gateway.container)}\n${await logsOf(ai.container)}`);
+    });
     await expectExactAnswers([{ client, ...accepted }]);
   });
 });
+
+/** A container's last log lines (stdout and stderr), for a failure's message. */
+async function logsOf(container: string, lines = 40): Promise<string> {
+  const logs = await run("docker", ["logs", "--tail", String(lines), container]).then(
+    (r) => `${r.stdout}${r.stderr}`,
+    (e: unknown) => String(e),
+  );
+  return `${container}'s log:\n${logs}`;
+}
 
 /**
  * The AWS rendering as nginx 1.26.3 (the stand-in) loads it: exactly ` resolve` stripped from each upstream server
