@@ -7,12 +7,12 @@ export const CORS_MAX_AGE_SECONDS = 600;
 const ALLOWED_METHODS = "GET,POST";
 
 /**
- * CORS for the REST API (docs/protocol.md "CORS"): an origin on the allow-list may call it from a browser; every
- * answer varies by `Origin`. The headers of an ordinary answer go on the Node response (`setHeader`, merged into
- * the status line's headers when it is written), not on Hono's `Response`: `c.header()` after the handler rebuilds
- * the whole undici `Response`, which cost more than the rest of a chat request under load (docs/benchmarks.md
- * "Changes, before and after", 10). Hono's `cors` does that on every request. Under `app.request` (tests) there is
- * no Node response and `c.header()` is used.
+ * CORS for the REST API (docs/protocol.md, "What this implementation decided", REST): an origin on the allow-list
+ * may call it from a browser; every answer varies by `Origin`. The headers of an ordinary answer go on the Node
+ * response (`setHeader`, merged into the status line's headers when it is written), not on Hono's `Response`:
+ * `c.header()` after the handler rebuilds the whole undici `Response` (Hono's `cors` does that on every request),
+ * the gateway's largest undici cost per request under load (docs/benchmarks.md "Changes, before and after", 10).
+ * Under `app.request` (tests) there is no Node response and `c.header()` is used.
  */
 export function apiCors(allowedOrigins: readonly string[]): MiddlewareHandler {
   const allowed = new Set(allowedOrigins);
