@@ -60,9 +60,9 @@ export function declaresMoreThan(contentLength: string | undefined, maxBytes: nu
  * arrives), read from the `IncomingMessage` directly (55 µs through the web `Request`, 11 µs so, on an idle node).
  */
 export function readBodyText(c: BodySource, maxBytes: number): Promise<BodyText> {
-  if (declaresMoreThan(requestHeader(c, "content-length"), maxBytes)) return Promise.resolve(TOO_LARGE);
   const incoming = incomingOf(c);
-  if (incoming) return readIncomingText(incoming, maxBytes);
+  if (incoming) return readIncomingText(incoming, maxBytes); // which checks the declared length itself
+  if (declaresMoreThan(c.req.header("content-length"), maxBytes)) return Promise.resolve(TOO_LARGE);
   return c.req.arrayBuffer().then(
     (body): BodyText =>
       body.byteLength > maxBytes ? TOO_LARGE : { ok: true, text: Buffer.from(body).toString("utf8") },
