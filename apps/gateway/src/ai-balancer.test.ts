@@ -1,5 +1,16 @@
-import { createLogger, SIGNATURE_HEADER, verifyRequest } from "@chatgrid/broker";
-import { describe, expect, it } from "vitest";
+import { once } from "node:events";
+import {
+  AiNodeRegistry,
+  connectRedis,
+  createLogger,
+  createRedis,
+  registrationTtlMs,
+  SIGNATURE_HEADER,
+  verifyRequest,
+} from "@chatgrid/broker";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestRedis, type TestRedis } from "../../../packages/broker/src/test-redis";
 import { AiBalancer } from "./ai-balancer";
 import { createGatewayMetrics, type GatewayMetrics } from "./metrics";
 
@@ -269,5 +280,94 @@ describe("AiBalancer.refresh", () => {
     await balancer.refresh();
     expect(balancer.list().every((n) => n.healthy)).toBe(true);
     expect(await healthOf(metrics, "ai-2")).toBe(1);
+  });
+});
+
+describe("AiBalancer.refresh with the registry (a real Redis)", () => {
+  let server: TestRedis;
+  let redis: Redis;
+  const GRACE_MS = registrationTtlMs(5000);
+  const ai9 = { name: "ai-9", url: FakeNodes.urlOf("ai-9") };
+
+  beforeAll(async () => {
+    server = await startTestRedis();
+    redis = createRedis(server.url, "balancer-registry-test");
+    redis.on("error", () => undefined);
+    await connectRedis(redis, 10_000);
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await server.stop();
+  });
+
+  /** A balancer with no static node, discovering through the registry, on a clock the test moves. */
+  async function discovering() {
+    await redis.flushall();
+    const nodes = new FakeNodes(["ai-9"]);
+    const registry = new AiNodeRegistry(redis, SECRET);
+    const clock = { now: 1_000_000 };
+    const balancer = new AiBalancer({
+      clusterSecret: SECRET,
+      staticNodes: [],
+      registry,
+      missingGraceMs: GRACE_MS,
+      now: () => clock.now,
+      dispatchTimeoutMs: 1000,
+      cooldownMs: 60_000,
+      probeIntervalMs: 60_000,
+      log: createLogger("test", "silent"),
+      metrics: createGatewayMetrics(),
+      fetch: nodes.fetch,
+    });
+    await registry.heartbeat(ai9, GRACE_MS);
+    await balancer.refresh();
+    expect(balancer.list().map((n) => n.name)).toEqual(["ai-9"]);
+    return { nodes, registry, clock, balancer };
+  }
+
+  it("keeps a healthy node through a Redis that was away and came back without the registry, until the grace", async () => {
+    const { clock, balancer } = await discovering();
+    // Redis away: the registry cannot be read; the node stays, and its grace does not start.
+    const ended = once(redis, "end");
+    redis.disconnect();
+    await ended;
+    clock.now += 10 * GRACE_MS;
+    await balancer.refresh();
+    expect(balancer.list().map((n) => n.name)).toEqual(["ai-9"]);
+    // Back, empty (restarted without persistence): the node still answers its probe, so chats still go to it.
+    await redis.connect();
+    await redis.flushall();
+    await balancer.refresh();
+    expect(balancer.list().map((n) => n.name)).toEqual(["ai-9"]);
+    expect(await balancer.dispatch(request())).toEqual({ ok: true, node: "ai-9", tried: 1 });
+    // Not listed again within the registration's TTL: it is gone for good.
+    clock.now += GRACE_MS - 1;
+    await balancer.refresh();
+    expect(balancer.list().map((n) => n.name)).toEqual(["ai-9"]);
+    clock.now += 1;
+    await balancer.refresh();
+    expect(balancer.list()).toEqual([]);
+    expect(await balancer.dispatch(request())).toEqual({ ok: false, tried: 0 });
+  });
+
+  it("a node listed again within the grace is kept, and its grace starts over", async () => {
+    const { registry, clock, balancer } = await discovering();
+    await redis.flushall();
+    await balancer.refresh();
+    clock.now += GRACE_MS - 1;
+    await registry.heartbeat(ai9, GRACE_MS);
+    await balancer.refresh();
+    await redis.flushall();
+    clock.now += GRACE_MS - 1;
+    await balancer.refresh();
+    expect(balancer.list().map((n) => n.name)).toEqual(["ai-9"]);
+  });
+
+  it("drops a node that left the registry at the first refresh whose probe fails (a draining node answers 503)", async () => {
+    const { nodes, registry, balancer } = await discovering();
+    await registry.leave(ai9);
+    nodes.set("ai-9", "unavailable503");
+    await balancer.refresh();
+    expect(balancer.list()).toEqual([]);
   });
 });

@@ -1,4 +1,11 @@
-import { type AiNodeRegistry, type Logger, SIGNATURE_HEADER, signRequest } from "@chatgrid/broker";
+import {
+  type AiNodeRegistry,
+  defaultStreamStoreOptions,
+  type Logger,
+  registrationTtlMs,
+  SIGNATURE_HEADER,
+  signRequest,
+} from "@chatgrid/broker";
 import type { DispatchRequest } from "@chatgrid/protocol";
 import type { GatewayMetrics } from "./metrics";
 import { fetchTransport, type NodeHttpOptions, type NodeTransport, nodeHttpTransport } from "./node-http";
@@ -12,11 +19,20 @@ export interface AiNodeState {
   downUntil: number;
   /** From the static list (kept when it stops heartbeating) or discovered in Redis. */
   static: boolean;
+  /** A discovered node: since when the registry, read successfully, has not listed it (undefined while listed). */
+  missingSince?: number;
 }
 
 export interface AiBalancerOptions {
   staticNodes: { name: string; url: string }[];
   registry?: AiNodeRegistry;
+  /**
+   * How long a discovered node that the registry stopped listing is kept while its probe passes (a Redis that lost
+   * the registry, until the node's next heartbeat); one whose probe fails is dropped at once. The registration's
+   * TTL (`registrationTtlMs` of the lease; by default of the default lease): a node that still runs is listed
+   * again within it.
+   */
+  missingGraceMs?: number;
   dispatchTimeoutMs: number;
   /** Signs every dispatch (docs/security.md "Node credentials"). */
   clusterSecret: string;
@@ -24,6 +40,8 @@ export interface AiBalancerOptions {
   probeIntervalMs: number;
   log: Logger;
   metrics: GatewayMetrics;
+  /** The clock (ms); injected in tests. */
+  now?: () => number;
   /** Injected in tests: calls go through it instead of `node:http`. */
   fetch?: typeof fetch;
   /** Bounds of the `node:http` keep-alive pool (connections per AI node); defaults NODE_HTTP_DEFAULTS. */
@@ -43,10 +61,12 @@ export class AiBalancer {
   private cursor = 0;
   private probeTimer: NodeJS.Timeout | undefined;
   private readonly transport: NodeTransport;
+  private readonly missingGraceMs: number;
 
   constructor(private readonly options: AiBalancerOptions) {
     // node:http with a keep-alive agent: a dispatch reuses a connection (docs/benchmarks.md, first token).
     this.transport = options.fetch ? fetchTransport(options.fetch) : nodeHttpTransport(options.http);
+    this.missingGraceMs = options.missingGraceMs ?? registrationTtlMs(defaultStreamStoreOptions.leaseMs);
     for (const node of options.staticNodes) {
       this.nodes.set(node.url, { ...node, healthy: true, downUntil: 0, static: true });
     }
@@ -149,24 +169,42 @@ export class AiBalancer {
     this.options.metrics.aiNodeHealthy.set({ node: node.name }, 0);
   }
 
-  /** Picks up registered nodes, forgets discovered ones that stopped heartbeating, and probes every node. */
+  /**
+   * Picks up registered nodes, probes every node, and forgets discovered ones the registry no longer lists once
+   * their probe fails (a node that left drains, and answers 503) or once missingGraceMs has passed. Not at the
+   * first read that misses them: a Redis that restarted without its data lists no node until the next heartbeats,
+   * and forgetting them then refused every chat with `no_ai_node` meanwhile.
+   */
   async refresh(): Promise<void> {
+    const now = this.now();
+    let listed: Set<string> | undefined;
     if (this.options.registry) {
       try {
         const live = await this.options.registry.live();
         this.options.metrics.aiRegistrationsRefused.set(this.options.registry.lastRefused);
-        const liveUrls = new Set(live.map((n) => n.url));
+        listed = new Set(live.map((n) => n.url));
         for (const node of live) {
           const known = this.nodes.get(node.url);
-          if (known) known.name = node.name;
-          else this.nodes.set(node.url, { ...node, healthy: true, downUntil: 0, static: false });
+          if (known) {
+            known.name = node.name;
+            known.missingSince = undefined;
+          } else this.nodes.set(node.url, { ...node, healthy: true, downUntil: 0, static: false });
         }
-        for (const [url, node] of this.nodes) if (!node.static && !liveUrls.has(url)) this.nodes.delete(url);
+        for (const [url, node] of this.nodes) if (!node.static && !listed.has(url)) node.missingSince ??= now;
       } catch {
-        // Redis away: keep the nodes we know.
+        // Redis away: keep the nodes we know, and start no node's grace (the registry was not read).
       }
     }
     await Promise.all(this.list().map((node) => this.probe(node)));
+    if (listed === undefined) return;
+    for (const [url, node] of this.nodes) {
+      if (node.missingSince === undefined || listed.has(url)) continue;
+      if (!node.healthy || now - node.missingSince >= this.missingGraceMs) this.nodes.delete(url);
+    }
+  }
+
+  private now(): number {
+    return this.options.now ? this.options.now() : Date.now();
   }
 
   private async probe(node: AiNodeState): Promise<void> {

@@ -9,6 +9,7 @@ import {
   isRedisReady,
   RateLimiter,
   redisFromEnv,
+  registrationTtlMs,
   SessionStore,
   StreamSlots,
   StreamStore,
@@ -71,6 +72,7 @@ export async function startGatewayNode(config: GatewayConfig): Promise<GatewayNo
   const balancer = new AiBalancer({
     staticNodes: config.aiNodes,
     registry: config.discovery ? new AiNodeRegistry(redis, config.CLUSTER_SECRET) : undefined,
+    missingGraceMs: registrationTtlMs(streams.options.leaseMs),
     dispatchTimeoutMs: config.DISPATCH_TIMEOUT_MS,
     clusterSecret: config.CLUSTER_SECRET,
     cooldownMs: config.AI_NODE_COOLDOWN_MS,

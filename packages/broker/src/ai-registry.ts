@@ -2,6 +2,15 @@ import type { Redis } from "ioredis";
 import { keys } from "./keys";
 import { registrationMac, verifyRegistration } from "./node-auth";
 
+/**
+ * How long a heartbeat keeps a node listed: three heartbeats (one per lease period), so one late or lost heartbeat
+ * does not drop a live node. Gateways also keep a node they probe healthy this long after it went missing from the
+ * registry (AiBalancer), since Redis can lose the registry (a restart without persistence, a failover).
+ */
+export function registrationTtlMs(heartbeatIntervalMs: number): number {
+  return 3 * heartbeatIntervalMs;
+}
+
 export interface RegisteredAiNode {
   name: string;
   url: string;
