@@ -1,3 +1,5 @@
+import { keys } from "@chatgrid/broker";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChatClient } from "../support/chat-client";
 import { TestCluster } from "../support/cluster";
@@ -56,4 +58,58 @@ describe("Redis stopped and restarted under open sockets", () => {
       expect(clients.every((c) => c.closeCode === undefined)).toBe(true);
       for (const c of clients) c.close();
     });
+});
+
+describe("Redis back without its data (a restart without persistence, a failover): the AI registry is lost", () => {
+  let cluster: TestCluster;
+  let redis: Redis;
+  // A heartbeat period (the lease) far longer than the test's waits, so only the heartbeat on reconnect can list
+  // the node again in time; gateways discover AI nodes through the registry only, as the Docker and AWS stacks do.
+  const LEASE_MS = 20_000;
+  beforeAll(async () => {
+    cluster = await TestCluster.start({
+      gateways: 1,
+      aiNodes: 1,
+      env: { STREAM_LEASE_MS: String(LEASE_MS) },
+      gatewayEnv: { AI_SERVICE_URLS: "" },
+    });
+    redis = new Redis(cluster.redisUrl, cluster.redisOptions);
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await cluster?.stop();
+  });
+
+  it("the AI node announces itself again as soon as its connection is back, and no chat is refused meanwhile", async () => {
+    const client = new ChatClient(cluster.gatewayUrl(0));
+    await client.connect();
+    const before = await client.chat("[demo:tokens=3] before");
+    expect((await client.done(before.streamId)).done?.finishReason).toBe("stop");
+
+    // Everything gone, every node's connection dropped: what the nodes see of a Redis restarted empty.
+    await redis.flushall();
+    expect(await redis.zcard(keys.aiNodes())).toBe(0);
+    await redis.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+    await redis.call("CLIENT", "KILL", "TYPE", "pubsub");
+    await waitFor(
+      "ai-1 listed in the registry again, well within its heartbeat period",
+      async () => (await redis.zcard(keys.aiNodes())) === 1,
+      LEASE_MS / 4,
+    );
+
+    // The client's session went with the data: a new socket, a new session, and chats go through at once.
+    client.close();
+    const fresh = new ChatClient(cluster.gatewayUrl(0));
+    await waitFor(
+      "the gateway ready again",
+      async () => (await fresh.request("GET", "/api/health")).status === 200,
+      10_000,
+    );
+    await fresh.connect();
+    for (let i = 0; i < 3; i++) {
+      const accepted = await fresh.chat(`[demo:tokens=3] after ${i}`);
+      expect((await fresh.done(accepted.streamId)).done?.finishReason).toBe("stop");
+    }
+    fresh.close();
+  });
 });

@@ -9,6 +9,7 @@ import {
   createLogger,
   isRedisReady,
   redisFromEnv,
+  registrationTtlMs,
   StreamStore,
   storeOptionsFromEnv,
 } from "@chatgrid/broker";
@@ -95,9 +96,14 @@ export async function startAiNode(config: AiConfig, provider: Provider = createP
 
   const self = { name: config.NODE_NAME, url: config.publicUrl };
   const heartbeat = async () => {
-    if (config.REGISTER && !draining) await registry.heartbeat(self, store.options.leaseMs * 3).catch(() => undefined);
+    if (config.REGISTER && !draining) {
+      await registry.heartbeat(self, registrationTtlMs(store.options.leaseMs)).catch(() => undefined);
+    }
   };
   await heartbeat();
+  // A Redis that came back may have lost the registry (a restart without persistence, a failover): announce at
+  // once rather than at the next period, so gateways starting meanwhile find this node (docs/architecture.md).
+  redis.on("ready", () => void heartbeat());
   const heartbeatTimer = setInterval(() => void heartbeat(), store.options.leaseMs);
   heartbeatTimer.unref();
 
