@@ -425,6 +425,23 @@ describe("StreamRun: answer bounds", () => {
     expect(charsOutcome.done.finishReason).toBe("length");
   });
 
+  it("a takeover whose text Redis evicted starts over behind a reset, even with a provider that repeats itself", async () => {
+    const prompt = "[demo:tokens=12] the text went missing";
+    const full = demoTokens([{ role: "user", content: prompt }], 12);
+    const store = makeStore();
+    const stream = await claimedStream(store, prompt);
+    await takenOver(store, stream, [full.slice(0, 3).join("")]);
+    await redis.del(keys.streamText(stream.streamId));
+    const next = harness(stream.streamId, demo(), store, { attempt: 2 });
+    await next.run.run(false);
+    const { text, done, frames } = await outcome(store, stream.streamId);
+    // Continuing from nothing would have stored the first 3 tokens once more after the ones clients have.
+    expect(text).toBe(full.join(""));
+    expect(done.finishReason).toBe("stop");
+    expect(frames.map((frame) => JSON.parse(frame).type).slice(0, 3)).toEqual(["start", "chunk", "reset"]);
+    expect(next.events).toContainEqual(expect.objectContaining({ type: "stream.started", mode: "restarted" }));
+  });
+
   it("a takeover after the maximum duration ends at once with timeout, keeping the text (no reset)", async () => {
     const store = makeStore({ maxDurationMs: 1000 });
     const stream = await claimedStream(store, "an answer whose node died long ago");

@@ -141,14 +141,16 @@ export class StreamRun {
         // Taken over after its time ran out: keep the text as it stands and end it below.
         mode = "continued";
       } else {
-        // A takeover: continue seamlessly when the provider repeats itself, else void the partial text.
+        // A takeover: continue seamlessly when the provider repeats itself, else void the partial text. With no
+        // text to continue from (Redis evicted it) the answer starts over behind a reset, whatever the provider:
+        // continuing from nothing would repeat what the clients already have.
         const snapshot = await store.snapshot(this.streamId);
         const partial = snapshot?.content.length ?? 0;
-        mode = this.deps.provider.deterministic ? "continued" : "restarted";
-        if (this.deps.provider.deterministic) {
+        mode = this.deps.provider.deterministic && snapshot ? "continued" : "restarted";
+        if (mode === "continued") {
           skip = partial;
           written = partial;
-        } else if (partial > 0) await this.append({ kind: "reset", aiNode: this.deps.node });
+        } else if (partial > 0 || !snapshot) await this.append({ kind: "reset", aiNode: this.deps.node });
       }
       this.deps.events.emit({ type: "stream.started", ...this.ids(), aiNode: this.deps.node, mode });
       const active = new Coalescer(this.deps.coalesceMs, (delta) => this.appendChunk(delta));

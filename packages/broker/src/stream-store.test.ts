@@ -456,6 +456,16 @@ describe("StreamStore done, snapshot, cancel", () => {
     });
   });
 
+  it("a started stream whose text is gone (evicted) has no snapshot, rather than an empty text at its seq", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "said already" });
+    expect(await store.snapshot(streamId)).toEqual({ seq: 1, content: "said already" });
+    await redis.del(keys.streamText(streamId));
+    expect(await store.snapshot(streamId)).toBeUndefined();
+  });
+
   it("requestCancel: unknown for another session, requested (and published) while running, ended after done", async () => {
     const store = makeStore();
     const { streamId, sessionId, turn } = await running(store);

@@ -357,6 +357,9 @@ export class StreamStore {
   /**
    * The text since the last reset and the seq it is current at, read atomically; for an ended stream also its
    * `done` frame (kept beside the history so a resume after expiry still ends with done, error and usage included).
+   * Undefined when there is none to give: a stream not started, unknown or expired, and a started one whose text is
+   * gone while its meta is not (Redis evicted the text key): an empty text at the stream's seq would replace what
+   * a resuming client has with nothing (docs/protocol.md, the snapshot event).
    */
   async snapshot(streamId: string): Promise<StreamSnapshot | undefined> {
     const result = await this.redis
@@ -364,11 +367,31 @@ export class StreamStore {
       .hmget(keys.streamMeta(streamId), "seq", "doneFrame")
       .get(keys.streamText(streamId))
       .exec();
-    const [seq, doneFrame] = (result?.[0]?.[1] as (string | null)[] | undefined) ?? [];
-    if (seq === null || seq === undefined) return undefined;
-    const content = (result?.[1]?.[1] as string | null) ?? "";
-    return doneFrame ? { seq: Number(seq), content, doneFrame } : { seq: Number(seq), content };
+    return snapshotOf(result);
   }
+}
+
+/** The snapshot's MULTI reply checked (HMGET seq doneFrame, GET text): see StreamStore.snapshot. */
+export function snapshotOf(reply: unknown): StreamSnapshot | undefined {
+  const [metaReply, textReply] = Array.isArray(reply) && reply.length === 2 ? reply : [];
+  const fields = replyValue(metaReply);
+  const text = replyValue(textReply);
+  if (!Array.isArray(fields) || fields.length !== 2 || !(text === null || typeof text === "string")) {
+    throw new Error("snapshot: unexpected reply from Redis");
+  }
+  const [seq, doneFrame] = fields as unknown[];
+  if (typeof seq !== "string" || typeof text !== "string") return undefined;
+  if (!/^\d+$/.test(seq)) throw new Error("snapshot: the stream's seq is not a whole number");
+  return typeof doneFrame === "string"
+    ? { seq: Number(seq), content: text, doneFrame }
+    : { seq: Number(seq), content: text };
+}
+
+/** One command's [error, value] in a MULTI reply: its value, or throws its error. */
+function replyValue(entry: unknown): unknown {
+  if (!Array.isArray(entry) || entry.length !== 2) throw new Error("unexpected MULTI reply from Redis");
+  if (entry[0]) throw entry[0] instanceof Error ? entry[0] : new Error("Redis command failed");
+  return entry[1];
 }
 
 const CLAIM_STATUSES = new Set<unknown>(["claimed", "already_claimed", "stale_attempt", "unknown"]);
