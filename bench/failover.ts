@@ -8,7 +8,7 @@
  * every stream's seqs (nothing repeated or skipped, on any socket) and its final text against the stored answer and
  * the demo model's own text.
  */
-import { keys } from "@chatgrid/broker";
+import { StreamStore } from "@chatgrid/broker";
 import { demoTokens } from "../apps/ai/src/providers/demo";
 import {
   clientAddresses,
@@ -214,7 +214,8 @@ async function runOnce(options: FailoverOptions, repeat: number): Promise<{ run:
 
       // The stored answer (what history serves) and the demo model's own text for the prompt: both must equal what
       // each client assembled.
-      const stored = await Promise.all(reports.map((r) => cluster.admin.get(keys.streamText(r.streamId))));
+      const store = new StreamStore(cluster.admin);
+      const stored = await Promise.all(reports.map(async (r) => (await store.text(r.streamId))?.content ?? null));
       let violations = 0;
       let notDone = 0;
       let textMismatches = 0;

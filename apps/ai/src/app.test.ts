@@ -106,6 +106,7 @@ describe("a stream's first dispatch: its ids go to the claim, and its prompt is 
     status: "running",
     attempt: 1,
     seq: 0,
+    textSeq: 0,
     cancelRequested: false,
     createdAt: 1,
   };

@@ -431,7 +431,7 @@ describe("StreamRun: answer bounds", () => {
     const store = makeStore();
     const stream = await claimedStream(store, prompt);
     await takenOver(store, stream, [full.slice(0, 3).join("")]);
-    await redis.del(keys.streamText(stream.streamId));
+    await redis.del(keys.streamText(stream.streamId, 2));
     const next = harness(stream.streamId, demo(), store, { attempt: 2 });
     await next.run.run(false);
     const { text, done, frames } = await outcome(store, stream.streamId);

@@ -92,11 +92,13 @@ export class TakeoverSweeper {
   private async end(streamId: string, attempt: number, finishReason: "cancelled" | "error", error?: StreamError) {
     const meta = await this.options.store.meta(streamId);
     if (!meta) return;
+    // The meta's seq is that of the last start, reset, done or claim: chunks after it are counted in the text.
+    const last = (await this.options.store.text(streamId))?.seq ?? meta.seq;
     const outcome = await this.options.store.append(
       streamId,
       attempt,
       meta.sessionId,
-      meta.seq + 1,
+      last + 1,
       { kind: "done", finishReason, ...(error ? { error } : {}) },
       meta.slots,
     );

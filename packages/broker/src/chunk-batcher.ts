@@ -8,12 +8,12 @@
  */
 
 /**
- * One chunk's keys (meta, events, text) and arguments (attempt, seq, entry id, frame, delta, channel, the channel
- * message's header): appendChunksScript's per-chunk KEYS and ARGV.
+ * One chunk's keys (the attempt's text list, events, meta) and arguments (attempt, seq, the text list's length after
+ * it, frame, delta, channel, the channel message's header): appendChunksScript's per-chunk KEYS and ARGV.
  */
 export interface ChunkCall {
   keys: readonly [string, string, string];
-  args: readonly [number, number, string, string, string, string, string];
+  args: readonly [number, number, number, string, string, string, string];
 }
 
 /** Runs one batch: KEYS and ARGV of every chunk in order; resolves with Redis's reply, unchecked. */

@@ -78,6 +78,7 @@ describe("ConversationStore.beginTurn", () => {
       status: "queued",
       attempt: 1,
       seq: -1,
+      textSeq: -1,
       node: undefined,
       finishReason: undefined,
       cancelRequested: false,
@@ -344,12 +345,20 @@ describe("ConversationStore.historyPage", () => {
     const { conversationId } = await conversationOf(65);
     const commands = await commandsDuring(() => conversations.historyPage(conversationId, { limit: 10 }));
     const names = commands.map((args) => args[0]!.toLowerCase());
-    // MONITOR also shows the commands a script runs: one LRANGE of exactly the page (entries 120..129).
-    const ranges = commands.filter((args) => args[0]!.toLowerCase() === "lrange").map((args) => args.slice(1));
-    expect(ranges).toEqual([[keys.conversationMessages(conversationId), "120", "129"]]);
+    // MONITOR also shows the commands a script runs: one LRANGE of exactly the page (entries 120..129), and for
+    // each of its 5 answers one text read (READ_TEXT: the meta's HMGET and the text list's LRANGE, and its last
+    // seq from the meta, the list's length and the history's last entry).
+    const lrange = commands.filter((args) => args[0]!.toLowerCase() === "lrange").map((args) => args.slice(1));
+    expect(lrange.filter(([key]) => key === keys.conversationMessages(conversationId))).toEqual([
+      [keys.conversationMessages(conversationId), "120", "129"],
+    ]);
+    expect(lrange.filter(([key]) => key?.includes(":text:"))).toHaveLength(5);
+    expect(lrange).toHaveLength(6);
     expect(names.filter((n) => n === "hgetall")).toHaveLength(10);
-    expect(names.filter((n) => n === "hmget")).toHaveLength(5);
-    expect(names.filter((n) => n === "get")).toHaveLength(5);
+    expect(names.filter((n) => n === "hmget")).toHaveLength(10);
+    expect(names.filter((n) => n === "llen")).toHaveLength(6); // the page's, and one per answer
+    expect(names.filter((n) => n === "xrevrange")).toHaveLength(5);
+    expect(names.filter((n) => n === "evalsha")).toHaveLength(6);
   });
 
   it("cursors are opaque, canonical and refuse anything else", () => {
@@ -424,7 +433,9 @@ describe("ConversationStore.promptUpTo with a budget", () => {
     );
     expect(commands.filter((args) => args[0]!.toLowerCase() === "hgetall")).toHaveLength(4);
     // The list is read from the user message back: 4 entries, not the conversation (10 entries).
-    const ranges = commands.filter((args) => args[0]!.toLowerCase() === "lrange").map((args) => args.slice(2));
+    const ranges = commands
+      .filter((args) => args[0]!.toLowerCase() === "lrange" && args[1] === keys.conversationMessages(conversationId))
+      .map((args) => args.slice(2));
     expect(ranges).toEqual([["5", "8"]]);
   });
 
@@ -490,7 +501,7 @@ describe("ConversationStore.rollbackTurn", () => {
       keys.message(turn.assistantMessageId),
       keys.streamMeta(turn.streamId),
       keys.streamEvents(turn.streamId),
-      keys.streamText(turn.streamId),
+      keys.streamText(turn.streamId, 1),
       keys.streamLease(turn.streamId),
     ]) {
       expect(await redis.exists(key), key).toBe(0);

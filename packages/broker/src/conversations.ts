@@ -313,19 +313,13 @@ export class ConversationStore {
     const assistant = rows.filter((row) => row.role === "assistant" && row.streamId);
     const streamInfo = new Map<string, { status: MessageStatus; content: string; error?: StreamError }>();
     if (assistant.length > 0) {
-      const streamPipe = this.redis.pipeline();
-      for (const row of assistant) {
-        const streamId = row.streamId as string;
-        streamPipe
-          .hmget(keys.streamMeta(streamId), "status", "finishReason", "doneFrame")
-          .get(keys.streamText(streamId));
-      }
-      const streamRows = (await streamPipe.exec()) ?? [];
+      // Each read is one script call; sent together, they go to Redis back to back on the one connection.
+      const texts = await Promise.all(assistant.map((row) => this.streams.text(row.streamId as string)));
       assistant.forEach((row, index) => {
-        const [status, finishReason, doneFrame] = (streamRows[index * 2]?.[1] as (string | null)[] | undefined) ?? [];
-        const content = (streamRows[index * 2 + 1]?.[1] as string | null) ?? "";
-        const messageStatus = statusOf(status ?? null, finishReason ?? null);
-        const error = messageStatus === "error" ? errorOf(doneFrame) : undefined;
+        const read = texts[index];
+        const messageStatus = statusOf(read?.status ?? null, read?.finishReason ?? null);
+        const error = messageStatus === "error" ? errorOf(read?.doneFrame ?? null) : undefined;
+        const content = read?.content ?? "";
         streamInfo.set(row.streamId as string, { status: messageStatus, content, ...(error ? { error } : {}) });
       });
     }

@@ -24,8 +24,11 @@ export const keys = {
   streamMeta: (streamId: string) => `${PREFIX}:stream:{${streamId}}`,
   /** Redis Stream: one entry per event, id `0-(seq+1)`, field `f` = the frame's JSON; bounded and expiring. */
   streamEvents: (streamId: string) => `${PREFIX}:stream:{${streamId}}:events`,
-  /** string: the assistant text since the last `reset`, appended by the publish script. */
-  streamText: (streamId: string) => `${PREFIX}:stream:{${streamId}}:text`,
+  /**
+   * list: the assistant text since the last `reset`, one delta per chunk after a placeholder, named by the attempt
+   * that writes it (a takeover renames it to the next attempt's name: the chunk script's fence; docs/redis.md).
+   */
+  streamText: (streamId: string, attempt: number) => `${PREFIX}:stream:{${streamId}}:text:${attempt}`,
   /** string `node:attempt` with a PX TTL: the running AI node's lease. */
   streamLease: (streamId: string) => `${PREFIX}:stream:{${streamId}}:lease`,
   /** zset streamId → deadline (ms): streams that are not done; past the deadline a gateway checks them. */

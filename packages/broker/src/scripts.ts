@@ -7,21 +7,52 @@
 const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
- * The fence and seq checks of every append (docs/redis.md "The append scripts", steps 1–3), one Lua function for
- * both append scripts: nil when the event with `seq` may be appended by `attempt`, else what the script returns:
- * -2 unknown stream, -1 fenced off, the seq itself for a retry of an event already appended (so it is appended
- * once), -3 after done, -4 out of step.
+ * The seq of a stream's last event, for the rare writes (start, reset, done, a takeover's claim): chunks do not write
+ * the meta's `seq` (docs/redis.md "The text list"), so it is the greatest of the meta's `seq` (the last start, reset,
+ * done or claim), the text list's (`textSeq` + its length - 1: the list holds a placeholder and one delta per chunk
+ * since that start or reset) and the history's last entry (the list may have been evicted); -1 before `start`.
  */
-const REFUSAL = `local function refusal(meta, attempt, seq)
-  local state = redis.call('HMGET', meta, 'status', 'attempt', 'seq')
+const LAST_SEQ = `local function last_seq(meta, events, text)
+  local state = redis.call('HMGET', meta, 'seq', 'textSeq')
+  local last = tonumber(state[1] or '-1')
+  local length = redis.call('LLEN', text)
+  if length > 0 and state[2] then last = math.max(last, tonumber(state[2]) + length - 1) end
+  local top = redis.call('XREVRANGE', events, '+', '-', 'COUNT', 1)[1]
+  if top then last = math.max(last, tonumber(string.match(top[1], '-(%d+)$')) - 1) end
+  return last
+end`;
+
+/**
+ * The fence and seq checks of `start`, `reset` and `done` (docs/redis.md "The append scripts", steps 1–3): nil when
+ * the event `kind` with `seq` may be appended by `attempt`, else what the script returns: -2 unknown stream, -1
+ * fenced off, the seq itself for a retry of this very event (a `done` at the meta's seq, a `start` or `reset` where
+ * the text list begins: so it is appended once), -3 after done, -4 out of step (any other seq: a writer whose idea
+ * of the last seq is old is refused, never answered as if it had written). Chunks check the same with their text
+ * list's length (appendChunksScript).
+ */
+const REFUSAL = `${LAST_SEQ}
+local function refusal(meta, events, text, attempt, kind, seq)
+  local state = redis.call('HMGET', meta, 'status', 'attempt', 'seq', 'textSeq')
   if not state[1] then return -2 end
   if tonumber(state[2]) ~= tonumber(attempt) then return -1 end
-  local current = tonumber(state[3] or '-1')
   -- A retried call (its first try timed out after Redis ran it) must not append twice.
-  if current >= seq then return seq end
+  if kind == 'done' and state[1] == 'done' and tonumber(state[3]) == seq then return seq end
+  if kind ~= 'done' and state[4] and tonumber(state[4]) == seq then return seq end
   if state[1] == 'done' then return -3 end
-  if current ~= seq - 1 then return -4 end
+  if last_seq(meta, events, text) ~= seq - 1 then return -4 end
   return nil
+end`;
+
+/**
+ * A `start` or `reset` begins the text afresh: the attempt's text list holds only its placeholder (the first
+ * element, so a list that exists is never empty and a chunk's RPUSH answers at least 2), and the meta's `textSeq`
+ * says which seq the list starts at.
+ */
+const BEGIN_TEXT = `local function begin_text(meta, text, seq, retention_ttl)
+  redis.call('DEL', text)
+  redis.call('RPUSH', text, '')
+  redis.call('PEXPIRE', text, retention_ttl)
+  redis.call('HSET', meta, 'textSeq', seq)
 end`;
 
 /**
@@ -40,8 +71,9 @@ end`;
 /**
  * Append one `start`, `reset` or `done` (chunks have their own script, appendChunksScript): next seq, add to the
  * bounded history and set its expiry, keep the text and status, publish.
- * KEYS: meta, events, text, lease, watch, and for `done` the stream's two slot sets (session, address) if it has them
- * ARGV: 1 attempt (fencing token), 2 kind, 3 frame prefix, 4 frame suffix, 5 delta, 6 max history length,
+ * KEYS: meta, events, the attempt's text list, lease, watch, and for `done` the stream's two slot sets (session,
+ *       address) if it has them
+ * ARGV: 1 attempt (fencing token), 2 kind, 3 frame prefix, 4 frame suffix, 5 (unused), 6 max history length,
  *       7 history TTL ms, 8 session channel, 9 finishReason, 10 retention TTL ms, 11 streamId, 12 the seq this
  *       event gets (the writer is alone under its fence, so it knows; this makes a retried call idempotent)
  * Returns the seq, or -1 fenced off (a newer attempt owns the stream), -2 unknown stream, -3 already done,
@@ -50,18 +82,15 @@ end`;
 export const APPEND_EVENT = `
 ${REFUSAL}
 ${WRITE_EVENT}
+${BEGIN_TEXT}
 local meta = KEYS[1]
 local seq = tonumber(ARGV[12])
-local refused = refusal(meta, ARGV[1], seq)
+local refused = refusal(meta, KEYS[2], KEYS[3], ARGV[1], ARGV[2], seq)
 if refused then return refused end
 local kind = ARGV[2]
 local frame = ARGV[3] .. seq .. ARGV[4]
 write_event(meta, KEYS[2], seq, frame, ARGV[6], ARGV[7], ARGV[8], ARGV[11])
-if kind == 'chunk' then
-  redis.call('APPEND', KEYS[3], ARGV[5])
-elseif kind == 'start' or kind == 'reset' then
-  redis.call('SET', KEYS[3], '', 'PX', ARGV[10])
-end
+if kind == 'start' or kind == 'reset' then begin_text(meta, KEYS[3], seq, ARGV[10]) end
 if kind == 'done' then
   redis.call('HSET', meta, 'status', 'done', 'finishReason', ARGV[9], 'doneFrame', frame)
   redis.call('PEXPIRE', meta, ARGV[10])
@@ -83,17 +112,23 @@ return seq
 export const HISTORY_TRIM_EVERY = 64;
 
 /**
- * Append a batch of `chunk`s, each to its own stream: the hot path. Chunks that a node appends in the same turn of
- * its event loop go to Redis as one call (ChunkBatcher), so the call's fixed cost (the request, the script's entry,
- * the reply) is paid once per batch instead of once per token (docs/redis.md "Appending chunks"). Each chunk does
- * only what a chunk needs: the fence and seq checks, the seq, the history entry, the text, the publish, with
- * nothing built in Lua: the writer knows the seq, so it sends the frame, the entry id and the channel message's
- * header whole. No expiry: the history's TTL is set by `start` and `reset` (APPEND_EVENT) and refreshed by `done`,
- * and a stream lasts at most STREAM_MAX_DURATION_MS, far below HISTORY_TTL_MS. The history is trimmed to its length
- * bound every HISTORY_TRIM_EVERY chunks (the bound is part of the script's text: it is the same for every call of a
- * store). Chunks of one stream in one batch run in their order.
- * KEYS: per chunk 3: meta, events, text
- * ARGV: per chunk 7: attempt, seq, entry id (`0-(seq+1)`), frame, delta, session channel, channel message header
+ * Append a batch of `chunk`s, each to its own stream: the hot path, three calls per chunk (docs/redis.md "Appending
+ * chunks"). Chunks that a node appends in the same turn of its event loop go to Redis as one call (ChunkBatcher),
+ * so the call's fixed cost (the request, the script's entry, the reply) is paid once per batch.
+ *
+ * A chunk pushes its delta onto its attempt's text list first. RPUSH answers with the list's new length, and that
+ * is the fence and the seq check at once (docs/redis.md "The text list"): the writer sends the length its chunk
+ * makes (seq - textSeq + 1), which only the list of the attempt that owns the stream, holding exactly the chunks
+ * before this one, gives. A writer fenced off has no list (the takeover renamed it to the next attempt's), so its
+ * RPUSH makes a one-element list, which is deleted again. Any other length is undone and explained from the meta
+ * (fenced, unknown, done, a retry of a chunk already there, or out of step), so a refused chunk writes nothing.
+ * Then the history entry (id `0-(seq+1)`), trimmed to its length bound every HISTORY_TRIM_EVERY chunks (the bound
+ * is part of the script's text: it is the same for every call of a store), and the publish. No expiry: the
+ * history's TTL is set by `start` and `reset` and refreshed by `done`, and a stream lasts at most
+ * STREAM_MAX_DURATION_MS, far below HISTORY_TTL_MS. Chunks of one stream in one batch run in their order.
+ * KEYS: per chunk 3: the attempt's text list, events, meta
+ * ARGV: per chunk 7: attempt, seq, the text list's length after this chunk, frame, delta, session channel, channel
+ *       message header
  * Returns one result per chunk, each what APPEND_EVENT returns.
  */
 export function appendChunksScript(historyMaxLen: number): string {
@@ -101,16 +136,24 @@ export function appendChunksScript(historyMaxLen: number): string {
     throw new Error(`appendChunksScript: historyMaxLen must be a positive whole number, got ${historyMaxLen}`);
   }
   return `
-${REFUSAL}
-local function chunk(meta, events, text, a)
+local function refused(text, meta, length, attempt, seq, expected)
+  if length == 1 then redis.call('DEL', text) else redis.call('RPOP', text) end
+  local state = redis.call('HMGET', meta, 'status', 'attempt')
+  if not state[1] then return -2 end
+  if tonumber(state[2]) ~= tonumber(attempt) then return -1 end
+  -- One past the expected length: this chunk is there already (a retried call whose first try ran).
+  if length == expected + 1 then return seq end
+  if state[1] == 'done' then return -3 end
+  return -4
+end
+local function chunk(text, events, meta, a)
   local seq = tonumber(ARGV[a + 2])
-  local refused = refusal(meta, ARGV[a + 1], seq)
-  if refused then return refused end
-  redis.call('HSET', meta, 'seq', seq)
+  local expected = tonumber(ARGV[a + 3])
+  local length = redis.call('RPUSH', text, ARGV[a + 5])
+  if length ~= expected then return refused(text, meta, length, ARGV[a + 1], seq, expected) end
   local frame = ARGV[a + 4]
-  redis.call('XADD', events, ARGV[a + 3], 'f', frame)
+  redis.call('XADD', events, '0-' .. (seq + 1), 'f', frame)
   if seq % ${HISTORY_TRIM_EVERY} == 0 then redis.call('XTRIM', events, 'MAXLEN', '~', ${historyMaxLen}) end
-  redis.call('APPEND', text, ARGV[a + 5])
   redis.call('PUBLISH', ARGV[a + 6], ARGV[a + 7] .. frame)
   return seq
 end
@@ -125,19 +168,22 @@ return results
 
 /**
  * An AI node claims attempt N of a stream. Exactly one claim per attempt succeeds.
- * KEYS: meta, lease, watch, and to start the stream in the claim: events, text
+ * KEYS: meta, lease, watch, events, the attempt's text list
  * ARGV: 1 attempt, 2 node, 3 lease ms, 4 streamId, and to start it: 5 sessionId, 6 conversationId, 7 messageId,
  *       8 userMessageId (the dispatch's, checked against the meta), 9 the `start` frame (seq 0), 10 max history
  *       length, 11 history TTL ms, 12 retention TTL ms, 13 session channel
  * Returns 'claimed' | 'already_claimed' | 'stale_attempt' | 'unknown', and the cancel flag; a claim also returns the
  * stream's meta as the claim left it (HGETALL), which the run needs first, and 1 if the claim wrote `start` (a
  * stream never started, with the start arguments passed), else 0. Ids that differ from the meta's: 'unknown'.
- * The meta and the `start` in the claim are round trips fewer before the first token (docs/benchmarks.md "Changes,
- * before and after", 8 and 9).
+ * The claim of a started stream (a takeover) writes the seq of its last event into the meta first (chunks do not:
+ * LAST_SEQ), so the run goes on from the meta it is given. The meta and the `start` in the claim are round trips
+ * fewer before the first token (docs/benchmarks.md "Changes, before and after", 8 and 9).
  */
 export const CLAIM_STREAM = `
 ${NOW}
 ${WRITE_EVENT}
+${LAST_SEQ}
+${BEGIN_TEXT}
 local meta = KEYS[1]
 local state = redis.call('HMGET', meta, 'status', 'attempt', 'claimed', 'cancel', 'seq',
   'sessionId', 'conversationId', 'messageId', 'userMessageId')
@@ -152,9 +198,11 @@ redis.call('HSET', meta, 'claimed', ARGV[1], 'node', ARGV[2], 'status', 'running
 redis.call('SET', KEYS[2], ARGV[2] .. ':' .. ARGV[1], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[4])
 local started = 0
-if starting and not state[5] then
+if state[5] then
+  redis.call('HSET', meta, 'seq', last_seq(meta, KEYS[4], KEYS[5]))
+elseif starting then
   write_event(meta, KEYS[4], 0, ARGV[9], ARGV[10], ARGV[11], ARGV[13], ARGV[4])
-  redis.call('SET', KEYS[5], '', 'PX', ARGV[12])
+  begin_text(meta, KEYS[5], 0, ARGV[12])
   started = 1
 end
 return {'claimed', tonumber(state[4] or '0'), redis.call('HGETALL', meta), started}
@@ -177,8 +225,12 @@ return 1
 /**
  * A gateway found a stream past its watch deadline. If the lease has lapsed without done, bump the attempt:
  * the new attempt number is the fencing token, and the bump is the lock (only one caller sees the deadline due).
- * KEYS: meta, lease, watch   ARGV: 1 streamId, 2 dispatch deadline ms
- * Returns {'alive'|'gone'|'not_due'|'takeover', newAttempt, cancelFlag, previousNode}
+ * The text list moves to the new attempt's name with it, so the old attempt's writer finds none and every chunk it
+ * still sends is refused (appendChunksScript); the new attempt goes on from the same text.
+ * KEYS: meta, lease, watch, the text list of attempt ARGV[3], the text list of attempt ARGV[3] + 1
+ * ARGV: 1 streamId, 2 dispatch deadline ms, 3 the attempt the caller read (the keys are named from it)
+ * Returns {'alive'|'gone'|'not_due'|'takeover', newAttempt, cancelFlag, previousNode}; 'not_due' too when the
+ * attempt moved on since the caller read it (the next sweep reads it again).
  */
 export const TAKE_OVER = `
 ${NOW}
@@ -190,6 +242,7 @@ if not state[1] or state[1] == 'done' then
   redis.call('ZREM', KEYS[3], ARGV[1])
   return {'gone', 0, 0, ''}
 end
+if tonumber(state[2]) ~= tonumber(ARGV[3]) then return {'not_due', 0, 0, ''} end
 local pttl = redis.call('PTTL', KEYS[2])
 if pttl > 0 then
   redis.call('ZADD', KEYS[3], now + pttl, ARGV[1])
@@ -197,8 +250,28 @@ if pttl > 0 then
 end
 local nextAttempt = tonumber(state[2]) + 1
 redis.call('HSET', KEYS[1], 'attempt', nextAttempt, 'status', 'queued')
+if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('RENAME', KEYS[4], KEYS[5]) end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
 return {'takeover', nextAttempt, tonumber(state[3] or '0'), state[4] or ''}
+`;
+
+/**
+ * A stream's text and its seq, read together (StreamStore.text): the meta's status, finishReason, doneFrame and the
+ * seq of its last event (LAST_SEQ), and the text since the last reset joined from the attempt's list.
+ * KEYS: meta, the text list of attempt ARGV[1], events   ARGV: 1 the attempt the caller expects
+ * Returns {} for an unknown stream, {'moved', attempt} when the stream's attempt is another (read again with its
+ * list), else {'text', status, finishReason or '', doneFrame or '', seq, text or false}: seq -1 before `start`, and
+ * the text false when the list is gone (evicted) although the stream started.
+ */
+export const READ_TEXT = `
+${LAST_SEQ}
+local state = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'textSeq', 'finishReason', 'doneFrame')
+if not state[1] then return {} end
+if tonumber(state[2]) ~= tonumber(ARGV[1]) then return {'moved', tonumber(state[2])} end
+local parts = redis.call('LRANGE', KEYS[2], 0, -1)
+local text = false
+if #parts > 0 and state[3] then text = table.concat(parts) end
+return {'text', state[1], state[4] or '', state[5] or '', last_seq(KEYS[1], KEYS[3], KEYS[2]), text}
 `;
 
 /**

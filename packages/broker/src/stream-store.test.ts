@@ -235,6 +235,103 @@ describe("StreamStore.append", () => {
   });
 });
 
+describe("StreamStore chunks: the attempt's text list is the fence and the seq check", () => {
+  /** Attempt 1 wrote start and two chunks on `old`; its lease lapsed and a gateway took the stream over. */
+  async function takenOverMidText() {
+    const old = makeStore();
+    const { streamId, sessionId, turn } = await running(old);
+    await old.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await old.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "Hel" });
+    await old.append(streamId, 1, sessionId, 2, { kind: "chunk", delta: "lo" });
+    await redis.del(keys.streamLease(streamId));
+    await makeDue(streamId);
+    expect(await makeStore().takeOver(streamId)).toMatchObject({ status: "takeover", attempt: 2 });
+    return { old, streamId, sessionId };
+  }
+
+  it("the old attempt's chunks after a takeover are refused one by one and in a batch, and write nothing", async () => {
+    const { old, streamId, sessionId } = await takenOverMidText();
+    const received = await collect(sub, channels.session(sessionId), 1);
+    const refused = await Promise.all(
+      [3, 4, 5].map((seq) => old.append(streamId, 1, sessionId, seq, { kind: "chunk", delta: `x${seq}` })),
+    );
+    expect(refused).toEqual([3, 4, 5].map(() => ({ ok: false, reason: "fenced" })));
+    expect(await old.append(streamId, 1, sessionId, 3, { kind: "chunk", delta: "again" })).toEqual({
+      ok: false,
+      reason: "fenced",
+    });
+    // Nothing of theirs: no list under attempt 1's name, no history entry, no message (the next one is the new
+    // attempt's).
+    expect(await redis.exists(keys.streamText(streamId, 1))).toBe(0);
+    expect((await old.readAfter(streamId, -1)).map((e) => e.seq)).toEqual([0, 1, 2]);
+    const next = makeStore();
+    const claim = await next.claim(streamId, 2, "ai-2");
+    expect(claim).toMatchObject({ status: "claimed", meta: { seq: 2, textSeq: 0 } });
+    expect(await next.append(streamId, 2, sessionId, 3, { kind: "chunk", delta: ", world" })).toEqual({
+      ok: true,
+      seq: 3,
+    });
+    expect((await received()).map((m) => decodeChannelMessage(m)?.seq)).toEqual([3]);
+    expect(await next.snapshot(streamId)).toEqual({ seq: 3, content: "Hello, world" });
+  });
+
+  it("a writer whose text list Redis evicted is refused (out_of_step) and writes nothing; the takeover's claim finds the seq in the history", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "a" });
+    await store.append(streamId, 1, sessionId, 2, { kind: "chunk", delta: "b" });
+    await redis.del(keys.streamText(streamId, 1));
+    expect(await store.append(streamId, 1, sessionId, 3, { kind: "chunk", delta: "c" })).toEqual({
+      ok: false,
+      reason: "out_of_step",
+    });
+    expect(await redis.exists(keys.streamText(streamId, 1))).toBe(0);
+    expect((await store.readAfter(streamId, -1)).map((e) => e.seq)).toEqual([0, 1, 2]);
+    expect(await store.snapshot(streamId)).toBeUndefined();
+    await redis.del(keys.streamLease(streamId));
+    await makeDue(streamId);
+    expect(await store.takeOver(streamId)).toMatchObject({ status: "takeover", attempt: 2 });
+    expect(await store.claim(streamId, 2, "ai-2")).toMatchObject({ status: "claimed", meta: { seq: 2 } });
+    // The new attempt starts the text over at the next seq.
+    expect(await store.append(streamId, 2, sessionId, 3, { kind: "reset" })).toEqual({ ok: true, seq: 3 });
+    expect(await store.append(streamId, 2, sessionId, 4, { kind: "chunk", delta: "new" })).toEqual({
+      ok: true,
+      seq: 4,
+    });
+    expect(await store.snapshot(streamId)).toEqual({ seq: 4, content: "new" });
+  });
+
+  it("a done at an old seq (the meta's, before the chunks) is refused, not answered as written", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "a" });
+    expect((await store.meta(streamId))?.seq).toBe(0);
+    expect(await store.append(streamId, 1, sessionId, 1, { kind: "done", finishReason: "error" })).toEqual({
+      ok: false,
+      reason: "out_of_step",
+    });
+    // The exact last seq is the text's; a done after it ends the stream, and its retry is answered once.
+    expect((await store.text(streamId))?.seq).toBe(1);
+    const done = { kind: "done", finishReason: "error" } as const;
+    expect(await store.append(streamId, 1, sessionId, 2, done)).toEqual({ ok: true, seq: 2 });
+    expect(await store.append(streamId, 1, sessionId, 2, done)).toEqual({ ok: true, seq: 2 });
+    expect((await store.readAfter(streamId, -1)).map((e) => e.seq)).toEqual([0, 1, 2]);
+  });
+
+  it("a store that did not write the list reads where it begins from the meta", async () => {
+    const { streamId, sessionId } = await takenOverMidText();
+    await makeStore().claim(streamId, 2, "ai-2");
+    // Another store than the claim's: it has not seen the list begin.
+    expect(await makeStore().append(streamId, 2, sessionId, 3, { kind: "chunk", delta: "!" })).toEqual({
+      ok: true,
+      seq: 3,
+    });
+    expect(await makeStore().snapshot(streamId)).toEqual({ seq: 3, content: "Hello!" });
+  });
+});
+
 describe("StreamStore.claim", () => {
   it("claims once per attempt, refuses stale attempts and unknown streams", async () => {
     const store = makeStore({ leaseMs: 4000 });
@@ -307,7 +404,7 @@ describe("StreamStore.claim with the dispatch's ids (the claim writes start)", (
       aiNode: "ai-1",
     });
     expect(await store.readAfter(stream.streamId, -1)).toEqual([{ seq: 0, frame }]);
-    expect(await redis.get(keys.streamText(stream.streamId))).toBe("");
+    expect(await redis.lrange(keys.streamText(stream.streamId, 1), 0, -1)).toEqual([""]);
     expect(await redis.pttl(keys.streamEvents(stream.streamId))).toBeGreaterThan(0);
     // The run goes on at seq 1 as if it had appended start itself.
     expect(await store.append(stream.streamId, 1, stream.sessionId, 1, { kind: "chunk", delta: "Hi" })).toEqual({
@@ -462,7 +559,7 @@ describe("StreamStore done, snapshot, cancel", () => {
     await store.append(streamId, 1, sessionId, 0, startEvent(turn));
     await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "said already" });
     expect(await store.snapshot(streamId)).toEqual({ seq: 1, content: "said already" });
-    await redis.del(keys.streamText(streamId));
+    await redis.del(keys.streamText(streamId, 1));
     expect(await store.snapshot(streamId)).toBeUndefined();
   });
 
@@ -550,7 +647,8 @@ describe("StreamStore history bounds", () => {
     expect(await redis.exists(eventsKey)).toBe(0);
     expect(await store.readAfter(streamId, -1)).toEqual([]);
     expect(await store.snapshot(streamId)).toEqual({ seq: 1, content: "kept text" });
-    expect(await store.meta(streamId)).toMatchObject({ status: "running", seq: 1 });
+    // Chunks do not write the meta's seq: the text list says where the stream is.
+    expect(await store.meta(streamId)).toMatchObject({ status: "running", seq: 0, textSeq: 0 });
   });
 
   it("keeps at most about historyMaxLen events (trimmed every HISTORY_TRIM_EVERY chunks, whole nodes), always the newest", async () => {

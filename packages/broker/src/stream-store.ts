@@ -5,7 +5,15 @@ import { ChunkBatcher, DEFAULT_MAX_BATCH } from "./chunk-batcher";
 import { chunkFrame, frameParts } from "./frames";
 import { channels, entryId, keys, seqOfEntryId } from "./keys";
 import { LuaScript } from "./redis";
-import { APPEND_EVENT, appendChunksScript, CLAIM_STREAM, RENEW_LEASE, REQUEST_CANCEL, TAKE_OVER } from "./scripts";
+import {
+  APPEND_EVENT,
+  appendChunksScript,
+  CLAIM_STREAM,
+  READ_TEXT,
+  RENEW_LEASE,
+  REQUEST_CANCEL,
+  TAKE_OVER,
+} from "./scripts";
 import type { SlotKeys } from "./stream-slots";
 
 export interface StreamStoreOptions {
@@ -45,8 +53,13 @@ export interface StreamMeta {
   userMessageId: string;
   status: StreamStatus;
   attempt: number;
-  /** The seq of the last event, or -1 before `start`. */
+  /**
+   * The seq of the last `start`, `reset`, `done` or claim, or -1 before `start`; chunks do not write it (their seq
+   * is in the text list: `snapshot`). After a claim it is the seq of the stream's last event.
+   */
   seq: number;
+  /** The seq of the last `start` or `reset`, where the text list begins (-1 before `start`). */
+  textSeq: number;
   node?: string;
   finishReason?: FinishReason;
   cancelRequested: boolean;
@@ -110,6 +123,25 @@ const appendScript = new LuaScript(APPEND_EVENT);
 const claimScript = new LuaScript(CLAIM_STREAM);
 const renewScript = new LuaScript(RENEW_LEASE);
 const takeoverScript = new LuaScript(TAKE_OVER);
+const readTextScript = new LuaScript(READ_TEXT);
+
+/**
+ * The most streams whose text list's start (textSeq) a store remembers for the chunks it writes; past it the map
+ * starts afresh and each stream's next chunk reads it from the meta once. A writer's streams end with `done` (which
+ * forgets theirs); the bound only caps runs that died without one.
+ */
+const TEXT_SEQ_MEMORY_MAX = 100_000;
+
+/** A stream's text, as READ_TEXT gives it (StreamStore.text). */
+export interface StreamText {
+  status: StreamStatus;
+  finishReason?: FinishReason;
+  doneFrame?: string;
+  /** The seq of the stream's last event (-1 before `start`). */
+  seq: number;
+  /** The text since the last reset; undefined before `start`, or when Redis evicted it. */
+  content?: string;
+}
 const cancelScript = new LuaScript(REQUEST_CANCEL);
 
 /** Everything about streams in Redis: creation, claim, lease, append + publish, history, takeover, cancel. */
@@ -118,6 +150,11 @@ export class StreamStore {
 
   /** Chunks appended in one turn of the event loop, sent as one call of the chunk script (docs/redis.md). */
   private readonly chunks: ChunkBatcher;
+  /**
+   * `streamId attempt` → the seq its text list begins at, for the chunks this store writes: a chunk sends the list
+   * length it makes (appendChunksScript). Learned from this store's start, reset and claims.
+   */
+  private readonly textSeqs = new Map<string, number>();
 
   constructor(
     private readonly redis: Redis,
@@ -169,7 +206,8 @@ export class StreamStore {
       .del(
         keys.streamMeta(streamId),
         keys.streamEvents(streamId),
-        keys.streamText(streamId),
+        // A stream no node accepted never had a takeover: its text list, if any, is attempt 1's.
+        keys.streamText(streamId, 1),
         keys.streamLease(streamId),
       )
       .zrem(keys.watch(), streamId)
@@ -182,7 +220,13 @@ export class StreamStore {
    * the first token (docs/redis.md "Claims, leases and takeover").
    */
   async claim(streamId: string, attempt: number, node: string, start?: DispatchStart): Promise<ClaimResult> {
-    const claimKeys = [keys.streamMeta(streamId), keys.streamLease(streamId), keys.watch()];
+    const claimKeys = [
+      keys.streamMeta(streamId),
+      keys.streamLease(streamId),
+      keys.watch(),
+      keys.streamEvents(streamId),
+      keys.streamText(streamId, attempt),
+    ];
     const claimArgs: (string | number)[] = [attempt, node, this.options.leaseMs, streamId];
     if (start) {
       const { prefix, suffix } = this.encode(streamId, {
@@ -191,7 +235,6 @@ export class StreamStore {
         messageId: start.messageId,
         aiNode: node,
       });
-      claimKeys.push(keys.streamEvents(streamId), keys.streamText(streamId));
       claimArgs.push(
         start.sessionId,
         start.conversationId,
@@ -204,7 +247,11 @@ export class StreamStore {
         channels.session(start.sessionId),
       );
     }
-    return claimResult(await claimScript.run<unknown>(this.redis, claimKeys, claimArgs));
+    const result = claimResult(await claimScript.run<unknown>(this.redis, claimKeys, claimArgs));
+    if (result.status === "claimed" && result.meta.textSeq >= 0) {
+      this.rememberTextSeq(textSeqKey(streamId, attempt), result.meta.textSeq);
+    }
+    return result;
   }
 
   async renew(streamId: string, attempt: number, node: string): Promise<RenewResult> {
@@ -239,19 +286,44 @@ export class StreamStore {
       event.kind === "chunk"
         ? await this.appendChunk(streamId, attempt, sessionId, seq, event.delta)
         : await this.appendEvent(streamId, attempt, sessionId, seq, event, slots, this.encode(streamId, event));
-    if (result >= 0) return { ok: true, seq: result };
+    const memory = textSeqKey(streamId, attempt);
+    if (result >= 0) {
+      if (event.kind === "start" || event.kind === "reset") this.rememberTextSeq(memory, result);
+      else if (event.kind === "done") this.textSeqs.delete(memory);
+      return { ok: true, seq: result };
+    }
+    this.textSeqs.delete(memory);
     const reason = result === -1 ? "fenced" : result === -2 ? "unknown" : result === -3 ? "done" : "out_of_step";
     return { ok: false, reason };
   }
 
+  private rememberTextSeq(key: string, textSeq: number): void {
+    if (this.textSeqs.size >= TEXT_SEQ_MEMORY_MAX && !this.textSeqs.has(key)) this.textSeqs.clear();
+    this.textSeqs.set(key, textSeq);
+  }
+
+  /** Where the attempt's text list begins: remembered, else from the meta (a writer that did not start the list). */
+  private async textSeqOf(streamId: string, attempt: number): Promise<number> {
+    const key = textSeqKey(streamId, attempt);
+    const known = this.textSeqs.get(key);
+    if (known !== undefined) return known;
+    const stored = await this.redis.hget(keys.streamMeta(streamId), "textSeq");
+    // No list yet (or no stream): any length refuses the chunk, and the script says why.
+    if (stored === null || !/^\d+$/.test(stored)) return -1;
+    this.rememberTextSeq(key, Number(stored));
+    return Number(stored);
+  }
+
   /** A chunk: the hot path (one per token), batched with the other chunks of this turn of the event loop. */
-  private appendChunk(streamId: string, attempt: number, sessionId: string, seq: number, delta: string) {
+  private async appendChunk(streamId: string, attempt: number, sessionId: string, seq: number, delta: string) {
+    const textSeq = await this.textSeqOf(streamId, attempt);
     return this.chunks.append({
-      keys: [keys.streamMeta(streamId), keys.streamEvents(streamId), keys.streamText(streamId)],
+      keys: [keys.streamText(streamId, attempt), keys.streamEvents(streamId), keys.streamMeta(streamId)],
       args: [
         attempt,
         seq,
-        entryId(seq),
+        // The list's length after this chunk: its placeholder and one delta per seq from textSeq + 1 to seq.
+        textSeq < 0 ? 0 : seq - textSeq + 1,
         chunkFrame(streamId, seq, delta),
         delta,
         channels.session(sessionId),
@@ -275,7 +347,7 @@ export class StreamStore {
       [
         keys.streamMeta(streamId),
         keys.streamEvents(streamId),
-        keys.streamText(streamId),
+        keys.streamText(streamId, attempt),
         keys.streamLease(streamId),
         keys.watch(),
         ...(event.kind === "done" && slots ? [slots.session, slots.address] : []),
@@ -330,10 +402,18 @@ export class StreamStore {
   }
 
   async takeOver(streamId: string): Promise<TakeoverResult> {
+    // The script moves the text list from this attempt's name to the next one's: both are passed as keys.
+    const current = Number((await this.redis.hget(keys.streamMeta(streamId), "attempt")) ?? 0);
     const [status, attempt, cancel, previousNode] = await takeoverScript.run<[string, number, number, string]>(
       this.redis,
-      [keys.streamMeta(streamId), keys.streamLease(streamId), keys.watch()],
-      [streamId, this.options.dispatchDeadlineMs],
+      [
+        keys.streamMeta(streamId),
+        keys.streamLease(streamId),
+        keys.watch(),
+        keys.streamText(streamId, current),
+        keys.streamText(streamId, current + 1),
+      ],
+      [streamId, this.options.dispatchDeadlineMs, current],
     );
     if (status === "takeover") return { status, attempt, cancelRequested: cancel === 1, previousNode };
     return { status: status as "alive" | "gone" | "not_due" };
@@ -355,43 +435,71 @@ export class StreamStore {
   }
 
   /**
+   * The stream's status and text with the seq of its last event, read atomically (READ_TEXT). The text list is
+   * named by the attempt: read with attempt 1's (most streams never change hands), and once more with the right
+   * one when the stream has moved on. Undefined for an unknown stream.
+   */
+  async text(streamId: string): Promise<StreamText | undefined> {
+    let attempt = 1;
+    for (let tries = 0; tries < 3; tries++) {
+      const reply = await readTextScript.run<unknown>(
+        this.redis,
+        [keys.streamMeta(streamId), keys.streamText(streamId, attempt), keys.streamEvents(streamId)],
+        [attempt],
+      );
+      const read = readTextResult(reply);
+      if (read === "unknown") return undefined;
+      if (typeof read === "number") attempt = read;
+      else return read;
+    }
+    throw new Error("text: the stream's attempt kept moving while it was read");
+  }
+
+  /**
    * The text since the last reset and the seq it is current at, read atomically; for an ended stream also its
    * `done` frame (kept beside the history so a resume after expiry still ends with done, error and usage included).
    * Undefined when there is none to give: a stream not started, unknown or expired, and a started one whose text is
-   * gone while its meta is not (Redis evicted the text key): an empty text at the stream's seq would replace what
+   * gone while its meta is not (Redis evicted the text list): an empty text at the stream's seq would replace what
    * a resuming client has with nothing (docs/protocol.md, the snapshot event).
    */
   async snapshot(streamId: string): Promise<StreamSnapshot | undefined> {
-    const result = await this.redis
-      .multi()
-      .hmget(keys.streamMeta(streamId), "seq", "doneFrame")
-      .get(keys.streamText(streamId))
-      .exec();
-    return snapshotOf(result);
+    const read = await this.text(streamId);
+    if (!read || read.content === undefined || read.seq < 0) return undefined;
+    return read.doneFrame
+      ? { seq: read.seq, content: read.content, doneFrame: read.doneFrame }
+      : { seq: read.seq, content: read.content };
   }
 }
 
-/** The snapshot's MULTI reply checked (HMGET seq doneFrame, GET text): see StreamStore.snapshot. */
-export function snapshotOf(reply: unknown): StreamSnapshot | undefined {
-  const [metaReply, textReply] = Array.isArray(reply) && reply.length === 2 ? reply : [];
-  const fields = replyValue(metaReply);
-  const text = replyValue(textReply);
-  if (!Array.isArray(fields) || fields.length !== 2 || !(text === null || typeof text === "string")) {
-    throw new Error("snapshot: unexpected reply from Redis");
-  }
-  const [seq, doneFrame] = fields as unknown[];
-  if (typeof seq !== "string" || typeof text !== "string") return undefined;
-  if (!/^\d+$/.test(seq)) throw new Error("snapshot: the stream's seq is not a whole number");
-  return typeof doneFrame === "string"
-    ? { seq: Number(seq), content: text, doneFrame }
-    : { seq: Number(seq), content: text };
-}
+const textSeqKey = (streamId: string, attempt: number): string => `${streamId} ${attempt}`;
 
-/** One command's [error, value] in a MULTI reply: its value, or throws its error. */
-function replyValue(entry: unknown): unknown {
-  if (!Array.isArray(entry) || entry.length !== 2) throw new Error("unexpected MULTI reply from Redis");
-  if (entry[0]) throw entry[0] instanceof Error ? entry[0] : new Error("Redis command failed");
-  return entry[1];
+const STATUSES = new Set<unknown>(["queued", "running", "done"]);
+
+/** READ_TEXT's reply checked: "unknown", the attempt to read again with, or the stream's text; else it throws. */
+export function readTextResult(reply: unknown): StreamText | number | "unknown" {
+  if (Array.isArray(reply) && reply.length === 0) return "unknown";
+  if (Array.isArray(reply) && reply[0] === "moved" && Number.isSafeInteger(reply[1])) return reply[1] as number;
+  if (!Array.isArray(reply) || reply[0] !== "text" || reply.length !== 6) {
+    throw new Error("read text script returned an unexpected reply");
+  }
+  const [, status, finishReason, doneFrame, seq, content] = reply as unknown[];
+  if (
+    !STATUSES.has(status) ||
+    typeof finishReason !== "string" ||
+    typeof doneFrame !== "string" ||
+    !Number.isSafeInteger(seq) ||
+    (seq as number) < -1 ||
+    !(content === null || typeof content === "string")
+  ) {
+    throw new Error("read text script returned an unexpected reply");
+  }
+  return {
+    status: status as StreamStatus,
+    seq: seq as number,
+    ...(finishReason ? { finishReason: finishReason as FinishReason } : {}),
+    ...(doneFrame ? { doneFrame } : {}),
+    ...(typeof content === "string" ? { content } : {}),
+  };
 }
 
 const CLAIM_STATUSES = new Set<unknown>(["claimed", "already_claimed", "stale_attempt", "unknown"]);
@@ -434,6 +542,7 @@ export function parseMeta(raw: Record<string, string>): StreamMeta | undefined {
     status: (raw.status as StreamStatus) ?? "queued",
     attempt: Number(raw.attempt ?? 1),
     seq: raw.seq === undefined ? -1 : Number(raw.seq),
+    textSeq: raw.textSeq === undefined ? -1 : Number(raw.textSeq),
     node: raw.node,
     finishReason: raw.finishReason as FinishReason | undefined,
     cancelRequested: raw.cancel === "1",

@@ -152,6 +152,7 @@ class FakeStreams {
       status: "running",
       attempt: 1,
       seq: -1,
+      textSeq: -1,
       node: "ai-1",
       finishReason: undefined,
       cancelRequested: false,
