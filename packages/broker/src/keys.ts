@@ -29,6 +29,11 @@ export const keys = {
    * that writes it (a takeover renames it to the next attempt's name: the chunk script's fence; docs/redis.md).
    */
   streamText: (streamId: string, attempt: number) => `${PREFIX}:stream:{${streamId}}:text:${attempt}`,
+  /**
+   * string: the text as versions before the text lists kept it (one APPEND per chunk); only read, for streams
+   * that have no list (READ_TEXT), and gone RETENTION_TTL_MS after the upgrade.
+   */
+  legacyStreamText: (streamId: string) => `${PREFIX}:stream:{${streamId}}:text`,
   /** string `node:attempt` with a PX TTL: the running AI node's lease. */
   streamLease: (streamId: string) => `${PREFIX}:stream:{${streamId}}:lease`,
   /** zset streamId → deadline (ms): streams that are not done; past the deadline a gateway checks them. */

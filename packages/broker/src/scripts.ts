@@ -258,7 +258,9 @@ return {'takeover', nextAttempt, tonumber(state[3] or '0'), state[4] or ''}
 /**
  * A stream's text and its seq, read together (StreamStore.text): the meta's status, finishReason, doneFrame and the
  * seq of its last event (LAST_SEQ), and the text since the last reset joined from the attempt's list.
- * KEYS: meta, the text list of attempt ARGV[1], events   ARGV: 1 the attempt the caller expects
+ * KEYS: meta, the text list of attempt ARGV[1], events, the stream's text as a string (written before the text
+ *       lists: read for a stream that has no list, until RETENTION_TTL_MS after the upgrade has expired them all)
+ * ARGV: 1 the attempt the caller expects
  * Returns {} for an unknown stream, {'moved', attempt} when the stream's attempt is another (read again with its
  * list), else {'text', status, finishReason or '', doneFrame or '', seq, text or false}: seq -1 before `start`, and
  * the text false when the list is gone (evicted) although the stream started.
@@ -270,7 +272,8 @@ if not state[1] then return {} end
 if tonumber(state[2]) ~= tonumber(ARGV[1]) then return {'moved', tonumber(state[2])} end
 local parts = redis.call('LRANGE', KEYS[2], 0, -1)
 local text = false
-if #parts > 0 and state[3] then text = table.concat(parts) end
+if #parts > 0 and state[3] then text = table.concat(parts)
+elseif #parts == 0 then text = redis.call('GET', KEYS[4]) end
 return {'text', state[1], state[4] or '', state[5] or '', last_seq(KEYS[1], KEYS[3], KEYS[2]), text}
 `;
 

@@ -320,6 +320,17 @@ describe("StreamStore chunks: the attempt's text list is the fence and the seq c
     expect((await store.readAfter(streamId, -1)).map((e) => e.seq)).toEqual([0, 1, 2]);
   });
 
+  it("an answer stored before the text lists (its text a string) is read as it was", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "done", finishReason: "stop" });
+    // What the earlier version left: the text as a string, no list, the meta at done.
+    await redis.del(keys.streamText(streamId, 1));
+    await redis.set(keys.legacyStreamText(streamId), "an older answer");
+    expect(await store.snapshot(streamId)).toMatchObject({ seq: 1, content: "an older answer" });
+  });
+
   it("a store that did not write the list reads where it begins from the meta", async () => {
     const { streamId, sessionId } = await takenOverMidText();
     await makeStore().claim(streamId, 2, "ai-2");

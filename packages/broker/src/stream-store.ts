@@ -302,11 +302,9 @@ export class StreamStore {
     this.textSeqs.set(key, textSeq);
   }
 
-  /** Where the attempt's text list begins: remembered, else from the meta (a writer that did not start the list). */
-  private async textSeqOf(streamId: string, attempt: number): Promise<number> {
+  /** Where the attempt's text list begins, from the meta: for a writer that did not start the list or claim it. */
+  private async storedTextSeq(streamId: string, attempt: number): Promise<number> {
     const key = textSeqKey(streamId, attempt);
-    const known = this.textSeqs.get(key);
-    if (known !== undefined) return known;
     const stored = await this.redis.hget(keys.streamMeta(streamId), "textSeq");
     // No list yet (or no stream): any length refuses the chunk, and the script says why.
     if (stored === null || !/^\d+$/.test(stored)) return -1;
@@ -314,9 +312,26 @@ export class StreamStore {
     return Number(stored);
   }
 
-  /** A chunk: the hot path (one per token), batched with the other chunks of this turn of the event loop. */
-  private async appendChunk(streamId: string, attempt: number, sessionId: string, seq: number, delta: string) {
-    const textSeq = await this.textSeqOf(streamId, attempt);
+  /**
+   * A chunk: the hot path (one per token), batched with the other chunks of this turn of the event loop. Where its
+   * text list begins is known to the writer that started or claimed it (no await on that path).
+   */
+  private appendChunk(streamId: string, attempt: number, sessionId: string, seq: number, delta: string) {
+    const known = this.textSeqs.get(textSeqKey(streamId, attempt));
+    if (known !== undefined) return this.batchChunk(streamId, attempt, sessionId, seq, delta, known);
+    return this.storedTextSeq(streamId, attempt).then((textSeq) =>
+      this.batchChunk(streamId, attempt, sessionId, seq, delta, textSeq),
+    );
+  }
+
+  private batchChunk(
+    streamId: string,
+    attempt: number,
+    sessionId: string,
+    seq: number,
+    delta: string,
+    textSeq: number,
+  ) {
     return this.chunks.append({
       keys: [keys.streamText(streamId, attempt), keys.streamEvents(streamId), keys.streamMeta(streamId)],
       args: [
@@ -444,7 +459,12 @@ export class StreamStore {
     for (let tries = 0; tries < 3; tries++) {
       const reply = await readTextScript.run<unknown>(
         this.redis,
-        [keys.streamMeta(streamId), keys.streamText(streamId, attempt), keys.streamEvents(streamId)],
+        [
+          keys.streamMeta(streamId),
+          keys.streamText(streamId, attempt),
+          keys.streamEvents(streamId),
+          keys.legacyStreamText(streamId),
+        ],
         [attempt],
       );
       const read = readTextResult(reply);
