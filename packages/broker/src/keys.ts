@@ -29,6 +29,8 @@ export const keys = {
    * that writes it (a takeover renames it to the next attempt's name: the chunk script's fence; docs/redis.md).
    */
   streamText: (streamId: string, attempt: number) => `${PREFIX}:stream:{${streamId}}:text:${attempt}`,
+  /** list: an ended stream's text list, renamed by its `done` so that no chunk can follow it (docs/redis.md). */
+  streamTextDone: (streamId: string) => `${PREFIX}:stream:{${streamId}}:text:done`,
   /**
    * string: the text as versions before the text lists kept it (one APPEND per chunk); only read, for streams
    * that have no list (READ_TEXT), and gone RETENTION_TTL_MS after the upgrade.

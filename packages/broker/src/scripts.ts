@@ -71,8 +71,8 @@ end`;
 /**
  * Append one `start`, `reset` or `done` (chunks have their own script, appendChunksScript): next seq, add to the
  * bounded history and set its expiry, keep the text and status, publish.
- * KEYS: meta, events, the attempt's text list, lease, watch, and for `done` the stream's two slot sets (session,
- *       address) if it has them
+ * KEYS: meta, events, the attempt's text list, lease, watch, the ended text list's name, and for `done` the
+ *       stream's two slot sets (session, address) if it has them
  * ARGV: 1 attempt (fencing token), 2 kind, 3 frame prefix, 4 frame suffix, 5 (unused), 6 max history length,
  *       7 history TTL ms, 8 session channel, 9 finishReason, 10 retention TTL ms, 11 streamId, 12 the seq this
  *       event gets (the writer is alone under its fence, so it knows; this makes a retried call idempotent)
@@ -94,12 +94,16 @@ if kind == 'start' or kind == 'reset' then begin_text(meta, KEYS[3], seq, ARGV[1
 if kind == 'done' then
   redis.call('HSET', meta, 'status', 'done', 'finishReason', ARGV[9], 'doneFrame', frame)
   redis.call('PEXPIRE', meta, ARGV[10])
-  redis.call('PEXPIRE', KEYS[3], ARGV[10])
+  -- The list leaves the attempt's name: a chunk sent after done finds none and is refused, whatever its seq.
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    redis.call('PEXPIRE', KEYS[3], ARGV[10])
+    redis.call('RENAME', KEYS[3], KEYS[6])
+  end
   redis.call('DEL', KEYS[4])
   redis.call('ZREM', KEYS[5], ARGV[11])
   -- Free the stream's concurrency slots (ACQUIRE_SLOTS), when the writer passed them (from the stream's meta).
-  if KEYS[6] then redis.call('ZREM', KEYS[6], ARGV[11]) end
   if KEYS[7] then redis.call('ZREM', KEYS[7], ARGV[11]) end
+  if KEYS[8] then redis.call('ZREM', KEYS[8], ARGV[11]) end
 end
 return seq
 `;
@@ -259,7 +263,8 @@ return {'takeover', nextAttempt, tonumber(state[3] or '0'), state[4] or ''}
  * A stream's text and its seq, read together (StreamStore.text): the meta's status, finishReason, doneFrame and the
  * seq of its last event (LAST_SEQ), and the text since the last reset joined from the attempt's list.
  * KEYS: meta, the text list of attempt ARGV[1], events, the stream's text as a string (written before the text
- *       lists: read for a stream that has no list, until RETENTION_TTL_MS after the upgrade has expired them all)
+ *       lists: read for a stream that has no list, until RETENTION_TTL_MS after the upgrade has expired them all),
+ *       the ended text list (read when the stream is done)
  * ARGV: 1 the attempt the caller expects
  * Returns {} for an unknown stream, {'moved', attempt} when the stream's attempt is another (read again with its
  * list), else {'text', status, finishReason or '', doneFrame or '', seq, text or false}: seq -1 before `start`, and
@@ -270,7 +275,7 @@ ${LAST_SEQ}
 local state = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'textSeq', 'finishReason', 'doneFrame')
 if not state[1] then return {} end
 if tonumber(state[2]) ~= tonumber(ARGV[1]) then return {'moved', tonumber(state[2])} end
-local parts = redis.call('LRANGE', KEYS[2], 0, -1)
+local parts = redis.call('LRANGE', state[1] == 'done' and KEYS[5] or KEYS[2], 0, -1)
 local text = false
 if #parts > 0 and state[3] then text = table.concat(parts)
 elseif #parts == 0 then text = redis.call('GET', KEYS[4]) end

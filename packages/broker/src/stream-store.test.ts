@@ -320,13 +320,30 @@ describe("StreamStore chunks: the attempt's text list is the fence and the seq c
     expect((await store.readAfter(streamId, -1)).map((e) => e.seq)).toEqual([0, 1, 2]);
   });
 
+  it("after done no chunk of the writer is taken, whatever its seq, and the text stays readable", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "all" });
+    await store.append(streamId, 1, sessionId, 2, { kind: "done", finishReason: "stop" });
+    for (const seq of [2, 3, 4]) {
+      expect(await store.append(streamId, 1, sessionId, seq, { kind: "chunk", delta: "late" }), `seq ${seq}`).toEqual({
+        ok: false,
+        reason: "done",
+      });
+    }
+    expect((await store.readAfter(streamId, -1)).map((e) => e.seq)).toEqual([0, 1, 2]);
+    expect(await store.snapshot(streamId)).toMatchObject({ seq: 2, content: "all" });
+    expect(await redis.pttl(keys.streamTextDone(streamId))).toBeGreaterThan(0);
+  });
+
   it("an answer stored before the text lists (its text a string) is read as it was", async () => {
     const store = makeStore();
     const { streamId, sessionId, turn } = await running(store);
     await store.append(streamId, 1, sessionId, 0, startEvent(turn));
     await store.append(streamId, 1, sessionId, 1, { kind: "done", finishReason: "stop" });
     // What the earlier version left: the text as a string, no list, the meta at done.
-    await redis.del(keys.streamText(streamId, 1));
+    await redis.del(keys.streamTextDone(streamId));
     await redis.set(keys.legacyStreamText(streamId), "an older answer");
     expect(await store.snapshot(streamId)).toMatchObject({ seq: 1, content: "an older answer" });
   });

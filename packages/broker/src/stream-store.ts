@@ -365,6 +365,7 @@ export class StreamStore {
         keys.streamText(streamId, attempt),
         keys.streamLease(streamId),
         keys.watch(),
+        keys.streamTextDone(streamId),
         ...(event.kind === "done" && slots ? [slots.session, slots.address] : []),
       ],
       [
@@ -464,6 +465,7 @@ export class StreamStore {
           keys.streamText(streamId, attempt),
           keys.streamEvents(streamId),
           keys.legacyStreamText(streamId),
+          keys.streamTextDone(streamId),
         ],
         [attempt],
       );
