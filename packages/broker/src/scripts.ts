@@ -26,7 +26,8 @@ end`;
  * The fence and seq checks of `start`, `reset` and `done` (docs/redis.md "The append scripts", steps 1–3): nil when
  * the event `kind` with `seq` may be appended by `attempt`, else what the script returns: -2 unknown stream, -1
  * fenced off, the seq itself for a retry of this very event (a `done` at the meta's seq, a `start` or `reset` where
- * the text list begins: so it is appended once), -3 after done, -4 out of step (any other seq: a writer whose idea
+ * the text list begins with nothing after it: so it is appended once), -3 after done, -4 out of step (any other
+ * seq: a writer whose idea
  * of the last seq is old is refused, never answered as if it had written). Chunks check the same with their text
  * list's length (appendChunksScript).
  */
@@ -37,9 +38,10 @@ local function refusal(meta, events, text, attempt, kind, seq)
   if tonumber(state[2]) ~= tonumber(attempt) then return -1 end
   -- A retried call (its first try timed out after Redis ran it) must not append twice.
   if kind == 'done' and state[1] == 'done' and tonumber(state[3]) == seq then return seq end
-  if kind ~= 'done' and state[4] and tonumber(state[4]) == seq then return seq end
   if state[1] == 'done' then return -3 end
-  if last_seq(meta, events, text) ~= seq - 1 then return -4 end
+  local current = last_seq(meta, events, text)
+  if kind ~= 'done' and state[4] and tonumber(state[4]) == seq and current == seq then return seq end
+  if current ~= seq - 1 then return -4 end
   return nil
 end`;
 
