@@ -124,6 +124,7 @@ const claimScript = new LuaScript(CLAIM_STREAM);
 const renewScript = new LuaScript(RENEW_LEASE);
 const takeoverScript = new LuaScript(TAKE_OVER);
 const readTextScript = new LuaScript(READ_TEXT);
+const cancelScript = new LuaScript(REQUEST_CANCEL);
 
 /**
  * The most streams whose text list's start (textSeq) a store remembers for the chunks it writes; past it the map
@@ -142,7 +143,6 @@ export interface StreamText {
   /** The text since the last reset; undefined before `start`, or when Redis evicted it. */
   content?: string;
 }
-const cancelScript = new LuaScript(REQUEST_CANCEL);
 
 /** Everything about streams in Redis: creation, claim, lease, append + publish, history, takeover, cancel. */
 export class StreamStore {
