@@ -75,9 +75,9 @@ end`;
  * bounded history and set its expiry, keep the text and status, publish.
  * KEYS: meta, events, the attempt's text list, lease, watch, the ended text list's name, and for `done` the
  *       stream's two slot sets (session, address) if it has them
- * ARGV: 1 attempt (fencing token), 2 kind, 3 frame prefix, 4 frame suffix, 5 (unused), 6 max history length,
- *       7 history TTL ms, 8 session channel, 9 finishReason, 10 retention TTL ms, 11 streamId, 12 the seq this
- *       event gets (the writer is alone under its fence, so it knows; this makes a retried call idempotent)
+ * ARGV: 1 attempt (fencing token), 2 kind, 3 frame prefix, 4 frame suffix, 5 max history length, 6 history TTL ms,
+ *       7 session channel, 8 finishReason, 9 retention TTL ms, 10 streamId, 11 the seq this event gets (the writer
+ *       is alone under its fence, so it knows; this makes a retried call idempotent)
  * Returns the seq, or -1 fenced off (a newer attempt owns the stream), -2 unknown stream, -3 already done,
  * -4 out of step (the writer's idea of the last seq is wrong).
  */
@@ -86,26 +86,26 @@ ${REFUSAL}
 ${WRITE_EVENT}
 ${BEGIN_TEXT}
 local meta = KEYS[1]
-local seq = tonumber(ARGV[12])
+local seq = tonumber(ARGV[11])
 local refused = refusal(meta, KEYS[2], KEYS[3], ARGV[1], ARGV[2], seq)
 if refused then return refused end
 local kind = ARGV[2]
 local frame = ARGV[3] .. seq .. ARGV[4]
-write_event(meta, KEYS[2], seq, frame, ARGV[6], ARGV[7], ARGV[8], ARGV[11])
-if kind == 'start' or kind == 'reset' then begin_text(meta, KEYS[3], seq, ARGV[10]) end
+write_event(meta, KEYS[2], seq, frame, ARGV[5], ARGV[6], ARGV[7], ARGV[10])
+if kind == 'start' or kind == 'reset' then begin_text(meta, KEYS[3], seq, ARGV[9]) end
 if kind == 'done' then
-  redis.call('HSET', meta, 'status', 'done', 'finishReason', ARGV[9], 'doneFrame', frame)
-  redis.call('PEXPIRE', meta, ARGV[10])
+  redis.call('HSET', meta, 'status', 'done', 'finishReason', ARGV[8], 'doneFrame', frame)
+  redis.call('PEXPIRE', meta, ARGV[9])
   -- The list leaves the attempt's name: a chunk sent after done finds none and is refused, whatever its seq.
   if redis.call('EXISTS', KEYS[3]) == 1 then
-    redis.call('PEXPIRE', KEYS[3], ARGV[10])
+    redis.call('PEXPIRE', KEYS[3], ARGV[9])
     redis.call('RENAME', KEYS[3], KEYS[6])
   end
   redis.call('DEL', KEYS[4])
-  redis.call('ZREM', KEYS[5], ARGV[11])
+  redis.call('ZREM', KEYS[5], ARGV[10])
   -- Free the stream's concurrency slots (ACQUIRE_SLOTS), when the writer passed them (from the stream's meta).
-  if KEYS[7] then redis.call('ZREM', KEYS[7], ARGV[11]) end
-  if KEYS[8] then redis.call('ZREM', KEYS[8], ARGV[11]) end
+  if KEYS[7] then redis.call('ZREM', KEYS[7], ARGV[10]) end
+  if KEYS[8] then redis.call('ZREM', KEYS[8], ARGV[10]) end
 end
 return seq
 `;

@@ -286,13 +286,13 @@ export class StreamStore {
       event.kind === "chunk"
         ? await this.appendChunk(streamId, attempt, sessionId, seq, event.delta)
         : await this.appendEvent(streamId, attempt, sessionId, seq, event, slots, this.encode(streamId, event));
-    const memory = textSeqKey(streamId, attempt);
     if (result >= 0) {
-      if (event.kind === "start" || event.kind === "reset") this.rememberTextSeq(memory, result);
-      else if (event.kind === "done") this.textSeqs.delete(memory);
+      // A chunk leaves the memory as it is: only where the list begins is kept, and an ended stream forgotten.
+      if (event.kind === "start" || event.kind === "reset") this.rememberTextSeq(textSeqKey(streamId, attempt), result);
+      else if (event.kind === "done") this.textSeqs.delete(textSeqKey(streamId, attempt));
       return { ok: true, seq: result };
     }
-    this.textSeqs.delete(memory);
+    this.textSeqs.delete(textSeqKey(streamId, attempt));
     const reason = result === -1 ? "fenced" : result === -2 ? "unknown" : result === -3 ? "done" : "out_of_step";
     return { ok: false, reason };
   }
@@ -355,7 +355,7 @@ export class StreamStore {
     seq: number,
     event: NonChunkEvent,
     slots: SlotKeys | undefined,
-    { prefix, suffix, delta, finishReason }: ReturnType<StreamStore["encode"]>,
+    { prefix, suffix, finishReason }: ReturnType<StreamStore["encode"]>,
   ): Promise<number> {
     return appendScript.run<number>(
       this.redis,
@@ -373,7 +373,6 @@ export class StreamStore {
         event.kind,
         prefix,
         suffix,
-        delta,
         this.options.historyMaxLen,
         this.options.historyTtlMs,
         channels.session(sessionId),
@@ -393,13 +392,11 @@ export class StreamStore {
             { type: "start", streamId, conversationId: event.conversationId, messageId: event.messageId },
             { aiNode: event.aiNode },
           ),
-          delta: "",
           finishReason: "",
         };
       case "reset":
         return {
           ...frameParts({ type: "reset", streamId }, event.aiNode ? { aiNode: event.aiNode } : {}),
-          delta: "",
           finishReason: "",
         };
       case "done": {
@@ -407,7 +404,7 @@ export class StreamStore {
         if (event.error) tail.error = event.error;
         if (event.usage) tail.usage = event.usage;
         if (event.aiNode) tail.aiNode = event.aiNode;
-        return { ...frameParts({ type: "done", streamId }, tail), delta: "", finishReason: event.finishReason };
+        return { ...frameParts({ type: "done", streamId }, tail), finishReason: event.finishReason };
       }
     }
   }
