@@ -27,9 +27,8 @@ end`;
  * the event `kind` with `seq` may be appended by `attempt`, else what the script returns: -2 unknown stream, -1
  * fenced off, the seq itself for a retry of this very event (a `done` at the meta's seq, a `start` or `reset` where
  * the text list begins with nothing after it: so it is appended once), -3 after done, -4 out of step (any other
- * seq: a writer whose idea
- * of the last seq is old is refused, never answered as if it had written). Chunks check the same with their text
- * list's length (appendChunksScript).
+ * seq: a writer whose idea of the last seq is old is refused, never answered as if it had written). Chunks check
+ * the same with their text list's length (appendChunksScript).
  */
 const REFUSAL = `${LAST_SEQ}
 local function refusal(meta, events, text, attempt, kind, seq)
