@@ -8,6 +8,7 @@
  */
 import { createDemoProvider } from "../apps/ai/src/providers/demo";
 import { clientAddresses, repeatScenario, type ScenarioRuns, withScenarioCluster } from "./cluster";
+import { type EventLoopDelays, eventLoopDelays } from "./event-loop-delay";
 import type { Percentiles } from "./failover";
 import { cpuMs, machineBusyMs, treeCpuMs } from "./proc-stats";
 import type { ChatOpened, FirstTokenChat } from "./protocol";
@@ -56,6 +57,8 @@ export interface FirstTokenRun {
   othersPercent: number;
   /** CPU of the scenario's processes during the schedule, % of one core. */
   cpuPercent: { gateways: number; ai: number; redis: number; nginx: number; clients: number };
+  /** Each node's event-loop delay over the measured window (its own /metrics): the queueing a chat met there. */
+  eventLoopMs: EventLoopDelays;
   errors: string[];
   pass: boolean;
   failReasons: string[];
@@ -146,6 +149,13 @@ async function runOnce(options: FirstTokenOptions, repeat: number): Promise<{ ru
       const cpuBefore = cpu();
       const busyBefore = machineBusyMs();
       const answerMs = (options.tokens / Math.max(1, options.tokensPerSecond)) * 1000;
+      // The first scrape resets every node's histogram as the measured window opens: half an interval before its
+      // first chat, so the scrape's own work (a few ms on each node) falls between two chats, not on one.
+      const opensAt = t0 + measuredFrom * intervalMs - intervalMs / 2;
+      const windowOpens = new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, opensAt - nowMs()))).then(() =>
+        eventLoopDelays(cluster),
+      );
+      windowOpens.catch(() => undefined); // awaited (and so thrown) after the schedule
       const replies = await Promise.all(
         clients.map((c, p) => {
           const chats = Array.from({ length: total }, (_, k) => ({ k, socket: k % options.sockets }))
@@ -167,6 +177,8 @@ async function runOnce(options: FirstTokenOptions, repeat: number): Promise<{ ru
         }),
       );
       const windowMs = nowMs() - t0;
+      await windowOpens;
+      const eventLoopMs = await eventLoopDelays(cluster);
       const busy = machineBusyMs() - busyBefore;
       const cpuAfter = cpu();
       const pct = (ms: number) => round((100 * ms) / Math.max(1, windowMs), 1);
@@ -199,6 +211,7 @@ async function runOnce(options: FirstTokenOptions, repeat: number): Promise<{ ru
         machineBusyPercent: pct(busy),
         othersPercent: pct(Math.max(0, busy - ours)),
         cpuPercent,
+        eventLoopMs,
         errors: [
           ...new Set([
             ...all.flatMap((c) => c.violations.map((v) => `chat ${c.k}: ${v}`)),
@@ -219,7 +232,9 @@ async function runOnce(options: FirstTokenOptions, repeat: number): Promise<{ ru
       options.log(
         `first-token r${repeat}: ${measured.length} chats at ${options.rate}/s; added p50 ${addedMs.p50} p99 ${addedMs.p99} ` +
           `max ${addedMs.max} ms (202 p50 ${run.acceptedMs.p50}, start p50 ${run.startMs.p50}, start→chunk p50 ` +
-          `${run.startToChunkMs.p50} ms); ${run.pass ? "pass" : `FAIL (${reasons.join(", ")})`}`,
+          `${run.startToChunkMs.p50} ms); event-loop delay p99/max ${Object.entries(eventLoopMs)
+            .map(([name, d]) => `${name} ${d.p99}/${d.max}`)
+            .join(", ")} ms; ${run.pass ? "pass" : `FAIL (${reasons.join(", ")})`}`,
       );
       return { run, shape: cluster.nginxConfShape };
     },

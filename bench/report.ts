@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../infra/runner";
+import { worstDelay } from "./event-loop-delay";
 import {
   type Aggregate,
   type BenchResults,
@@ -335,19 +336,19 @@ export function scenarioTables(results: RunResults): string[] {
     const runs = first.runs;
     if (lines.length > 0) lines.push("");
     lines.push(
-      `First token: ${o.rate} new chats per second, evenly spread, ${o.warmupSeconds} s warm-up then ${o.seconds} s measured, each a new conversation of one of ${o.sockets} sessions (each from its own address, its WebSocket open beforehand) through nginx to ${o.gateways} gateways and ${o.aiNodes} AI nodes (demo model, ${o.tokens} tokens at ${o.tokensPerSecond}/s). Added time = POST sent → first chunk on the WebSocket, less the demo provider's own time to its first token (measured in-process: ${over(runs, (r) => r.providerMs * 1000)} µs). Times in ms from the POST: its 202, the stream's start frame; and start → first chunk.`,
+      `First token: ${o.rate} new chats per second, evenly spread, ${o.warmupSeconds} s warm-up then ${o.seconds} s measured, each a new conversation of one of ${o.sockets} sessions (each from its own address, its WebSocket open beforehand) through nginx to ${o.gateways} gateways and ${o.aiNodes} AI nodes (demo model, ${o.tokens} tokens at ${o.tokensPerSecond}/s). Added time = POST sent → first chunk on the WebSocket, less the demo provider's own time to its first token (measured in-process: ${over(runs, (r) => r.providerMs * 1000)} µs). Times in ms from the POST: its 202, the stream's start frame; and start → first chunk. Event-loop delay: the worst node's p99 / max over the measured window, from the nodes' own /metrics, beyond prom-client's 10 ms sampling period.`,
       "",
-      "| run | chats | added p50 | added p99 | added max | 202 p50 / p99 | start p50 / p99 | start → chunk p50 / p99 | failed | send lag p99 | other work % | passes |",
-      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+      "| run | chats | added p50 | added p99 | added max | 202 p50 / p99 | start p50 / p99 | start → chunk p50 / p99 | event-loop delay p99 / max | failed | send lag p99 | other work % | passes |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     );
     for (const r of runs) {
       lines.push(
-        `| ${r.repeat} | ${r.chats} | ${num(r.addedMs.p50)} | ${num(r.addedMs.p99)} | ${num(r.addedMs.max)} | ${num(r.acceptedMs.p50)} / ${num(r.acceptedMs.p99)} | ${num(r.startMs.p50)} / ${num(r.startMs.p99)} | ${num(r.startToChunkMs.p50)} / ${num(r.startToChunkMs.p99)} | ${r.failed} | ${num(r.sendLagMs.p99)} | ${num(r.othersPercent)} | ${yes(r.pass)} |`,
+        `| ${r.repeat} | ${r.chats} | ${num(r.addedMs.p50)} | ${num(r.addedMs.p99)} | ${num(r.addedMs.max)} | ${num(r.acceptedMs.p50)} / ${num(r.acceptedMs.p99)} | ${num(r.startMs.p50)} / ${num(r.startMs.p99)} | ${num(r.startToChunkMs.p50)} / ${num(r.startToChunkMs.p99)} | ${num(worstDelay(r.eventLoopMs).p99)} / ${num(worstDelay(r.eventLoopMs).max)} | ${r.failed} | ${num(r.sendLagMs.p99)} | ${num(r.othersPercent)} | ${yes(r.pass)} |`,
       );
     }
     if (runs.length > 1)
       lines.push(
-        `| median [range] | ${over(runs, (r) => r.chats)} | ${over(runs, (r) => r.addedMs.p50)} | ${over(runs, (r) => r.addedMs.p99)} | ${over(runs, (r) => r.addedMs.max)} | ${over(runs, (r) => r.acceptedMs.p50)} / ${over(runs, (r) => r.acceptedMs.p99)} | ${over(runs, (r) => r.startMs.p50)} / ${over(runs, (r) => r.startMs.p99)} | ${over(runs, (r) => r.startToChunkMs.p50)} / ${over(runs, (r) => r.startToChunkMs.p99)} | ${over(runs, (r) => r.failed)} | ${over(runs, (r) => r.sendLagMs.p99)} | ${over(runs, (r) => r.othersPercent)} | |`,
+        `| median [range] | ${over(runs, (r) => r.chats)} | ${over(runs, (r) => r.addedMs.p50)} | ${over(runs, (r) => r.addedMs.p99)} | ${over(runs, (r) => r.addedMs.max)} | ${over(runs, (r) => r.acceptedMs.p50)} / ${over(runs, (r) => r.acceptedMs.p99)} | ${over(runs, (r) => r.startMs.p50)} / ${over(runs, (r) => r.startMs.p99)} | ${over(runs, (r) => r.startToChunkMs.p50)} / ${over(runs, (r) => r.startToChunkMs.p99)} | ${over(runs, (r) => worstDelay(r.eventLoopMs).p99)} / ${over(runs, (r) => worstDelay(r.eventLoopMs).max)} | ${over(runs, (r) => r.failed)} | ${over(runs, (r) => r.sendLagMs.p99)} | ${over(runs, (r) => r.othersPercent)} | |`,
       );
     lines.push(
       "",

@@ -223,6 +223,14 @@ describe("npm run bench -- --scenarios failover,first-token,redis-floor,capacity
     expect(run.addedMs.p50).toBeLessThanOrEqual(run.addedMs.p99);
     expect(run.startMs.p50).toBeLessThanOrEqual(run.addedMs.max + run.providerMs);
     expect(run.providerMs).toBeLessThan(5);
+    // Every node's event-loop delay was read from its own /metrics, beyond the 10 ms sampling period.
+    const delays = Object.values(run.eventLoopMs);
+    expect(delays).toHaveLength(o.gateways + o.aiNodes);
+    for (const d of delays) {
+      expect(d.p99).toBeGreaterThanOrEqual(0);
+      expect(d.p99).toBeLessThanOrEqual(d.max);
+      expect(d.max).toBeLessThan(1000);
+    }
 
     const results: RunResults = { ...(emptyRun() as RunResults), scenarios };
     const written = writeRun(results, out);
