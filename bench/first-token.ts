@@ -68,7 +68,7 @@ export type FirstTokenResults = ScenarioRuns<FirstTokenOptions, FirstTokenRun>;
 
 export const FIRST_TOKEN_DEFAULTS: Omit<FirstTokenOptions, "log"> = {
   rate: 50,
-  warmupSeconds: 3,
+  warmupSeconds: 10,
   seconds: 15,
   sockets: 250,
   subnets: 50,

@@ -33,7 +33,7 @@ const USAGE = `npm run bench -- [--smoke] [--systems bare,socketio,chatgrid] [--
                  [--repeats 3] [--seconds 10] [--warmup 3] [--idle 5000] [--no-knee] [--knee-seconds 6]
                  [--knee-probes 4] [--knee-max 4000] [--clients 2] [--out DIR] [--write-docs]
                  [--scenarios failover,first-token,redis-floor,capacity|none] [--scenario-repeats 3] [--failover-streams 500]
-                 [--first-token-rate 50] [--first-token-seconds 15]
+                 [--first-token-rate 50] [--first-token-warmup 10] [--first-token-seconds 15]
        npm run bench -- --scenarios failover,first-token,redis-floor,capacity   (only the scenarios; --systems too: both)
        npm run bench -- --docs [results.json]
        npm run bench -- --profile [--loads 500] [--seconds 10]`;
@@ -77,6 +77,7 @@ async function main(): Promise<void> {
       "scenario-repeats": { type: "string" },
       "failover-streams": { type: "string" },
       "first-token-rate": { type: "string" },
+      "first-token-warmup": { type: "string" },
       "first-token-seconds": { type: "string" },
       help: { type: "boolean" },
     },
@@ -191,6 +192,7 @@ async function main(): Promise<void> {
       ...base.firstToken,
       repeats: scenarioRepeats,
       rate: positive("first-token-rate", values["first-token-rate"], base.firstToken.rate),
+      warmupSeconds: positive("first-token-warmup", values["first-token-warmup"], base.firstToken.warmupSeconds),
       seconds: positive("first-token-seconds", values["first-token-seconds"], base.firstToken.seconds),
     },
     capacity: { ...base.capacity },
