@@ -9,6 +9,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { BenchChild } from "./ipc";
+import { sampleValue } from "./metrics-text";
 import { rssKiB } from "./proc-stats";
 import { startStack } from "./stack";
 import { round, sleep } from "./stats";
@@ -59,8 +60,8 @@ function fileLimit(pid: number): { soft: number; hard: number } {
 
 async function socketsOpen(metricsUrl: string): Promise<number> {
   const text = await (await fetch(`${metricsUrl}/metrics`)).text();
-  const value = Number(/^chatgrid_sockets_open (\d+)/m.exec(text)?.[1]);
-  if (!Number.isFinite(value)) throw new Error("the gateway's metrics have no chatgrid_sockets_open");
+  const value = sampleValue(text, "chatgrid_sockets_open");
+  if (value === undefined) throw new Error("the gateway's metrics have no chatgrid_sockets_open");
   return value;
 }
 

@@ -9,6 +9,7 @@
  * the timer's period is subtracted here: what is left is the delay beyond it, clamped at 0.
  */
 import type { ScenarioCluster } from "./cluster";
+import { sampleValue } from "./metrics-text";
 import { round } from "./stats";
 
 export interface EventLoopDelay {
@@ -32,18 +33,11 @@ function metricsUrls(cluster: ScenarioCluster): Record<string, string> {
   ]);
 }
 
-/** A gauge's value from a Prometheus text exposition, by the name's ending (the prefix differs by role). */
-function gauge(text: string, suffix: string): number | undefined {
-  const line = text.split("\n").find((l) => !l.startsWith("#") && l.split(" ")[0]!.endsWith(suffix));
-  const value = line === undefined ? Number.NaN : Number(line.split(" ")[1]);
-  return Number.isFinite(value) ? value : undefined;
-}
-
 async function scrape(url: string): Promise<EventLoopDelay> {
   const response = await fetch(url);
   const text = await response.text();
-  const p99 = gauge(text, "nodejs_eventloop_lag_p99_seconds");
-  const max = gauge(text, "nodejs_eventloop_lag_max_seconds");
+  const p99 = sampleValue(text, "nodejs_eventloop_lag_p99_seconds");
+  const max = sampleValue(text, "nodejs_eventloop_lag_max_seconds");
   if (!response.ok || p99 === undefined || max === undefined) {
     throw new Error(`${url}: no event-loop delay in its metrics (status ${response.status})`);
   }
