@@ -197,7 +197,13 @@ describe("web client in Chromium against a 3+3 cluster behind nginx", () => {
       "hello with token, resuming 1 stream(s)",
     );
     await page.getByTestId("panel-toggle").click();
-    // Nothing of it is left in storage as unfinished.
+    // Nothing of it is left in storage as unfinished, once the store's throttled save (250 ms) has run: awaited,
+    // since "complete" is on screen before that save.
+    await page
+      .waitForFunction((id) => !(localStorage.getItem("chatgrid.v1.openStreams") ?? "[]").includes(id), streamId, {
+        timeout: STEP_MS,
+      })
+      .catch(() => undefined);
     const saved = await page.evaluate(() => localStorage.getItem("chatgrid.v1.openStreams"));
     expect(saved ?? "[]").not.toContain(streamId);
   });
