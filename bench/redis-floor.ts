@@ -4,8 +4,9 @@
  * same load for each variant (S streams at r chunks/s, spread evenly); Redis's CPU per chunk from its own accounting
  * (INFO cpu, µs resolution):
  *  - publish:          PUBLISH only (what the bare relay and Socket.IO's emitter pay per chunk);
- *  - xadd+publish:     a pipelined XADD of the frame (MAXLEN ~) and a PUBLISH, no script, no checks: the least a
- *                      chunk that is kept in a per-stream history and delivered can cost;
+ *  - xadd+publish:     a pipelined XADD of the frame (MAXLEN ~) and a PUBLISH, no script, no checks: a chunk kept
+ *                      in a Redis stream as its history (chatgrid's chunks until its text list became their history,
+ *                      docs/benchmarks.md "Changes, before and after", 14) and delivered;
  *  - script, 1 per call:  chatgrid's chunk script through StreamStore.append, one chunk per call (APPEND_BATCH_MAX=1);
  *  - script, batched:     the same with the default batch (the AI node's path).
  * The variants run one after another on fresh Redis servers, in rounds, so a drift of the machine spreads over all.

@@ -98,8 +98,8 @@ describe("chunk appends in one turn of the event loop", () => {
       throw new Error("Connection is closed.");
     });
     const call = {
-      keys: [keys.streamText(streamId, 1), keys.streamEvents(streamId), keys.streamMeta(streamId)],
-      args: [1, 1, 2, "{}", "x", "ch", streamId],
+      keys: [keys.streamText(streamId, 1), keys.streamMeta(streamId)],
+      args: [1, 1, 2, "x", "ch", `${streamId}\n1\n{}`],
     } as const;
     const results = await Promise.allSettled([failing.append(call), failing.append(call)]);
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
@@ -117,7 +117,7 @@ describe("chunk appends in one turn of the event loop", () => {
     expect(batchResults(null, 1)).toEqual(new Error("append batch: expected 1 whole numbers from Redis, got null"));
     expect(batchResults(7, 1)).toEqual(new Error("append batch: expected 1 whole numbers from Redis, got number"));
     const bad = new ChunkBatcher(async () => "OK");
-    const call = { keys: ["a", "b", "c"], args: [1, 1, 2, "{}", "x", "ch", "s"] } as const;
+    const call = { keys: ["a", "b"], args: [1, 1, 2, "x", "ch", "s\n1\n{}"] } as const;
     await expect(bad.append(call)).rejects.toThrow("append batch: expected 1 whole numbers from Redis, got string");
   });
 

@@ -8,12 +8,12 @@
  */
 
 /**
- * One chunk's keys (the attempt's text list, events, meta) and arguments (attempt, seq, the text list's length after
- * it, frame, delta, channel, the channel message's header): appendChunksScript's per-chunk KEYS and ARGV.
+ * One chunk's keys (the attempt's text list, meta) and arguments (attempt, seq, the text list's length after it,
+ * delta, channel, the channel message): APPEND_CHUNKS's per-chunk KEYS and ARGV.
  */
 export interface ChunkCall {
-  keys: readonly [string, string, string];
-  args: readonly [number, number, number, string, string, string, string];
+  keys: readonly [string, string];
+  args: readonly [number, number, number, string, string, string];
 }
 
 /** Runs one batch: KEYS and ARGV of every chunk in order; resolves with Redis's reply, unchecked. */
@@ -25,7 +25,7 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
-/** The most chunks per call by default: ~64 × 10 µs of Redis time, well under a millisecond per call. */
+/** The most chunks per call by default: ~64 × 7 µs of Redis time, well under a millisecond per call. */
 export const DEFAULT_MAX_BATCH = 64;
 
 export class ChunkBatcher {

@@ -22,7 +22,10 @@ export const keys = {
   message: (messageId: string) => `${PREFIX}:msg:${messageId}`,
   /** hash: the stream's state (see StreamMeta). */
   streamMeta: (streamId: string) => `${PREFIX}:stream:{${streamId}}`,
-  /** Redis Stream: one entry per event, id `0-(seq+1)`, field `f` = the frame's JSON; bounded and expiring. */
+  /**
+   * Redis Stream: the history's start, reset and done, id `0-(seq+1)`, field `f` = the frame's JSON; expiring. The
+   * chunks' history is the text list (docs/redis.md "The history").
+   */
   streamEvents: (streamId: string) => `${PREFIX}:stream:{${streamId}}:events`,
   /**
    * list: the assistant text since the last `reset`, one delta per chunk after a placeholder, named by the attempt

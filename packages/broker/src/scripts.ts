@@ -7,16 +7,28 @@
 const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
 /**
- * The seq of a stream's last event, for the rare writes (start, reset, done, a takeover's claim): chunks do not write
- * the meta's `seq` (docs/redis.md "The text list"), so it is the greatest of the meta's `seq` (the last start, reset,
- * done or claim), the text list's (`textSeq` + its length - 1: the list holds a placeholder and one delta per chunk
- * since that start or reset) and the history's last entry (the list may have been evicted); -1 before `start`.
+ * How far the seq jumps when a running stream's text list is gone (Redis evicted it, or a failover lost it): the
+ * list held its chunks, so their seqs are unknown, and a seq a client already saw must never be written again. An
+ * attempt writes fewer chunks than this (MAX_ANSWER_CHARS and MAX_ANSWER_TOKENS are far below), so the next event
+ * is past all of them; clients see a gap and get the text as a snapshot (docs/redis.md "The text list").
  */
-const LAST_SEQ = `local function last_seq(meta, events, text)
-  local state = redis.call('HMGET', meta, 'seq', 'textSeq')
+export const SEQ_SKIP_AFTER_LOSS = 1 << 30;
+
+/**
+ * The seq of a stream's last event, for the rare writes (start, reset, done, a takeover's claim) and the reads:
+ * chunks do not write the meta's `seq` (docs/redis.md "The text list"), so it is the greatest of the meta's `seq`
+ * (the last start, reset, done or claim), the text list's (`textSeq` + its length - 1: the list holds a placeholder
+ * and one delta per chunk since that start or reset) and the history's last entry; -1 before `start`. For a takeover's
+ * claim (`lost_skip` SEQ_SKIP_AFTER_LOSS), a stream that is not done and whose list is gone skips that far past the
+ * meta's seq: the previous writer's chunks went with the list. The writer that holds the fence passes none: it
+ * knows every seq it wrote, and its next event is checked against what Redis still has.
+ */
+const LAST_SEQ = `local function last_seq(meta, events, text, lost_skip)
+  local state = redis.call('HMGET', meta, 'seq', 'textSeq', 'status')
   local last = tonumber(state[1] or '-1')
   local length = redis.call('LLEN', text)
-  if length > 0 and state[2] then last = math.max(last, tonumber(state[2]) + length - 1) end
+  if length > 0 and state[2] then last = math.max(last, tonumber(state[2]) + length - 1)
+  elseif state[2] and state[3] ~= 'done' then last = last + (lost_skip or 0) end
   local top = redis.call('XREVRANGE', events, '+', '-', 'COUNT', 1)[1]
   if top then last = math.max(last, tonumber(string.match(top[1], '-(%d+)$')) - 1) end
   return last
@@ -28,7 +40,7 @@ end`;
  * fenced off, the seq itself for a retry of this very event (a `done` at the meta's seq, a `start` or `reset` where
  * the text list begins with nothing after it: so it is appended once), -3 after done, -4 out of step (any other
  * seq: a writer whose idea of the last seq is old is refused, never answered as if it had written). Chunks check
- * the same with their text list's length (appendChunksScript).
+ * the same with their text list's length (APPEND_CHUNKS).
  */
 const REFUSAL = `${LAST_SEQ}
 local function refusal(meta, events, text, attempt, kind, seq)
@@ -70,7 +82,7 @@ const WRITE_EVENT = `local function write_event(meta, events, seq, frame, max_le
 end`;
 
 /**
- * Append one `start`, `reset` or `done` (chunks have their own script, appendChunksScript): next seq, add to the
+ * Append one `start`, `reset` or `done` (chunks have their own script, APPEND_CHUNKS): next seq, add to the
  * bounded history and set its expiry, keep the text and status, publish.
  * KEYS: meta, events, the attempt's text list, lease, watch, the ended text list's name, and for `done` the
  *       stream's two slot sets (session, address) if it has them
@@ -110,37 +122,24 @@ return seq
 `;
 
 /**
- * How often the chunk script trims a stream's history: at every chunk whose seq is a multiple of this. Trimming
- * on every XADD (`MAXLEN ~`) cost about 1 µs of Redis per chunk (Redis checks the length and rewrites the command
- * for the AOF each time), for a bound that moves by one entry (docs/benchmarks.md "Changes, before and after").
- */
-export const HISTORY_TRIM_EVERY = 64;
-
-/**
- * Append a batch of `chunk`s, each to its own stream: the hot path, three calls per chunk (docs/redis.md "Appending
+ * Append a batch of `chunk`s, each to its own stream: the hot path, two calls per chunk (docs/redis.md "Appending
  * chunks"). Chunks that a node appends in the same turn of its event loop go to Redis as one call (ChunkBatcher),
  * so the call's fixed cost (the request, the script's entry, the reply) is paid once per batch.
  *
- * A chunk pushes its delta onto its attempt's text list first. RPUSH answers with the list's new length, and that
- * is the fence and the seq check at once (docs/redis.md "The text list"): the writer sends the length its chunk
- * makes (seq - textSeq + 1), which only the list of the attempt that owns the stream, holding exactly the chunks
- * before this one, gives. A writer fenced off has no list (the takeover renamed it to the next attempt's), so its
- * RPUSH makes a one-element list, which is deleted again. Any other length is undone and explained from the meta
+ * A chunk pushes its delta onto its attempt's text list. RPUSH answers with the list's new length, and that is the
+ * fence and the seq check at once (docs/redis.md "The text list"): the writer sends the length its chunk makes
+ * (seq - textSeq + 1), which only the list of the attempt that owns the stream, holding exactly the chunks before
+ * this one, gives. A writer fenced off has no list (the takeover renamed it to the next attempt's), so its RPUSH
+ * makes a one-element list, which is deleted again. Any other length is undone and explained from the meta
  * (fenced, unknown, done, a retry of a chunk already there, or out of step), so a refused chunk writes nothing.
- * Then the history entry (id `0-(seq+1)`), trimmed to its length bound every HISTORY_TRIM_EVERY chunks (the bound
- * is part of the script's text: it is the same for every call of a store), and the publish. No expiry: the
- * history's TTL is set by `start` and `reset` and refreshed by `done`, and a stream lasts at most
- * STREAM_MAX_DURATION_MS, far below HISTORY_TTL_MS. Chunks of one stream in one batch run in their order.
- * KEYS: per chunk 3: the attempt's text list, events, meta
- * ARGV: per chunk 7: attempt, seq, the text list's length after this chunk, frame, delta, session channel, channel
- *       message header
+ * Then the publish of the channel message, which the writer sends whole. The list is the chunk's history too: a
+ * resume rebuilds a chunk's frame from its delta and seq (READ_AFTER), so no second copy is written per chunk
+ * (docs/benchmarks.md "Changes, before and after", 14). Chunks of one stream in one batch run in their order.
+ * KEYS: per chunk 2: the attempt's text list, meta
+ * ARGV: per chunk 6: attempt, seq, the text list's length after this chunk, delta, session channel, channel message
  * Returns one result per chunk, each what APPEND_EVENT returns.
  */
-export function appendChunksScript(historyMaxLen: number): string {
-  if (!Number.isInteger(historyMaxLen) || historyMaxLen < 1) {
-    throw new Error(`appendChunksScript: historyMaxLen must be a positive whole number, got ${historyMaxLen}`);
-  }
-  return `
+export const APPEND_CHUNKS = `
 local function refused(text, meta, length, attempt, seq, expected)
   if length == 1 then redis.call('DEL', text) else redis.call('RPOP', text) end
   local state = redis.call('HMGET', meta, 'status', 'attempt')
@@ -151,25 +150,54 @@ local function refused(text, meta, length, attempt, seq, expected)
   if state[1] == 'done' then return -3 end
   return -4
 end
-local function chunk(text, events, meta, a)
+local results = {}
+for i = 1, #KEYS / 2 do
+  local k = (i - 1) * 2
+  local a = (i - 1) * 6
   local seq = tonumber(ARGV[a + 2])
   local expected = tonumber(ARGV[a + 3])
-  local length = redis.call('RPUSH', text, ARGV[a + 5])
-  if length ~= expected then return refused(text, meta, length, ARGV[a + 1], seq, expected) end
-  local frame = ARGV[a + 4]
-  redis.call('XADD', events, '0-' .. (seq + 1), 'f', frame)
-  if seq % ${HISTORY_TRIM_EVERY} == 0 then redis.call('XTRIM', events, 'MAXLEN', '~', ${historyMaxLen}) end
-  redis.call('PUBLISH', ARGV[a + 6], ARGV[a + 7] .. frame)
-  return seq
-end
-local results = {}
-for i = 1, #KEYS / 3 do
-  local k = (i - 1) * 3
-  results[i] = chunk(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], (i - 1) * 7)
+  local length = redis.call('RPUSH', KEYS[k + 1], ARGV[a + 4])
+  if length == expected then
+    redis.call('PUBLISH', ARGV[a + 5], ARGV[a + 6])
+    results[i] = seq
+  else
+    results[i] = refused(KEYS[k + 1], KEYS[k + 2], length, ARGV[a + 1], seq, expected)
+  end
 end
 return results
 `;
-}
+
+/**
+ * The events after a seq, for a resume (StreamStore.readAfter): the history's `start`, `reset` and `done` entries
+ * and the chunks from the text list (one delta per seq after `textSeq`), in one step, so no event written between
+ * two reads is missed. The stream's events key is the history's presence: once it expired (HISTORY_TTL_MS after
+ * the last start, reset or done) nothing is replayed, and the reader sends the text as a snapshot. A resume replays
+ * at most `max history length` events ending at the stream's last one (LAST_SEQ): one from further back gets the
+ * newest only, and so a snapshot first.
+ * KEYS: meta, events, the text list of attempt ARGV[3], the ended text list
+ * ARGV: 1 afterSeq, 2 count, 3 the attempt the caller expects, 4 max history length
+ * Returns {} for an unknown stream or an expired history, {'moved', attempt} when the stream's attempt is another
+ * (read again with its list), else {'events', entries (XRANGE's reply), the seq of the first delta, deltas}.
+ */
+export const READ_AFTER = `
+${LAST_SEQ}
+local state = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'textSeq')
+if not state[1] or redis.call('EXISTS', KEYS[2]) == 0 then return {} end
+if tonumber(state[2]) ~= tonumber(ARGV[3]) then return {'moved', tonumber(state[2])} end
+local text = state[1] == 'done' and KEYS[4] or KEYS[3]
+local after = math.max(tonumber(ARGV[1]), last_seq(KEYS[1], KEYS[2], text) - tonumber(ARGV[4]))
+local count = tonumber(ARGV[2])
+local entries = redis.call('XRANGE', KEYS[2], '0-' .. (after + 2), '+', 'COUNT', count)
+local first = 0
+local deltas = {}
+if state[3] then
+  -- The list holds a placeholder, then the delta of seq textSeq + i at index i.
+  local from = math.max(1, after - tonumber(state[3]) + 1)
+  first = tonumber(state[3]) + from
+  deltas = redis.call('LRANGE', text, from, from + count - 1)
+end
+return {'events', entries, first, deltas}
+`;
 
 /**
  * An AI node claims attempt N of a stream. Exactly one claim per attempt succeeds.
@@ -181,7 +209,7 @@ return results
  * stream's meta as the claim left it (HGETALL), which the run needs first, and 1 if the claim wrote `start` (a
  * stream never started, with the start arguments passed), else 0. Ids that differ from the meta's: 'unknown'.
  * The claim of a started stream (a takeover) writes the seq of its last event into the meta first (chunks do not:
- * LAST_SEQ), so the run goes on from the meta it is given. The meta and the `start` in the claim are round trips
+ * LAST_SEQ), so the run goes on from the meta it is given; when the text list is gone it forgets `textSeq` too. The meta and the `start` in the claim are round trips
  * fewer before the first token (docs/benchmarks.md "Changes, before and after", 8 and 9).
  */
 export const CLAIM_STREAM = `
@@ -204,7 +232,10 @@ redis.call('SET', KEYS[2], ARGV[2] .. ':' .. ARGV[1], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[4])
 local started = 0
 if state[5] then
-  redis.call('HSET', meta, 'seq', last_seq(meta, KEYS[4], KEYS[5]))
+  redis.call('HSET', meta, 'seq', last_seq(meta, KEYS[4], KEYS[5], ${SEQ_SKIP_AFTER_LOSS}))
+  -- A lost text list (LAST_SEQ skipped past its chunks): the text begins anew at the run's reset, so the skip is
+  -- taken once.
+  if redis.call('EXISTS', KEYS[5]) == 0 then redis.call('HDEL', meta, 'textSeq') end
 elseif starting then
   write_event(meta, KEYS[4], 0, ARGV[9], ARGV[10], ARGV[11], ARGV[13], ARGV[4])
   begin_text(meta, KEYS[5], 0, ARGV[12])
@@ -231,7 +262,7 @@ return 1
  * A gateway found a stream past its watch deadline. If the lease has lapsed without done, bump the attempt:
  * the new attempt number is the fencing token, and the bump is the lock (only one caller sees the deadline due).
  * The text list moves to the new attempt's name with it, so the old attempt's writer finds none and every chunk it
- * still sends is refused (appendChunksScript); the new attempt goes on from the same text.
+ * still sends is refused (APPEND_CHUNKS); the new attempt goes on from the same text.
  * KEYS: meta, lease, watch, the text list of attempt ARGV[3], the text list of attempt ARGV[3] + 1
  * ARGV: 1 streamId, 2 dispatch deadline ms, 3 the attempt the caller read (the keys are named from it)
  * Returns {'alive'|'gone'|'not_due'|'takeover', newAttempt, cancelFlag, previousNode}; 'not_due' too when the

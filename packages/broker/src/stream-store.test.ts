@@ -6,7 +6,7 @@ import { ConversationStore } from "./conversations";
 import { newId } from "./ids";
 import { channels, keys } from "./keys";
 import { connectRedis, createRedis } from "./redis";
-import { HISTORY_TRIM_EVERY } from "./scripts";
+import { SEQ_SKIP_AFTER_LOSS } from "./scripts";
 import { claimResult, type StreamEventInput, StreamStore, type StreamStoreOptions } from "./stream-store";
 import { startTestRedis, type TestRedis } from "./test-redis";
 
@@ -103,9 +103,10 @@ describe("StreamStore.append", () => {
     const { streamId, sessionId, turn } = await running(store);
     const events: StreamEventInput[] = [
       startEvent(turn),
+      // A reset first: the chunks before a reset leave with the old text (a resume from before it gets the reset).
+      { kind: "reset" },
       { kind: "chunk", delta: 'He said "hi"\n' },
       { kind: "chunk", delta: "ünïcödé ✓" },
-      { kind: "reset" },
       { kind: "chunk", delta: "again" },
       {
         kind: "done",
@@ -135,9 +136,9 @@ describe("StreamStore.append", () => {
         seq: 0,
         aiNode: "ai-1",
       },
-      { type: "chunk", streamId, seq: 1, delta: 'He said "hi"\n' },
-      { type: "chunk", streamId, seq: 2, delta: "ünïcödé ✓" },
-      { type: "reset", streamId, seq: 3 },
+      { type: "reset", streamId, seq: 1 },
+      { type: "chunk", streamId, seq: 2, delta: 'He said "hi"\n' },
+      { type: "chunk", streamId, seq: 3, delta: "ünïcödé ✓" },
       { type: "chunk", streamId, seq: 4, delta: "again" },
       {
         type: "done",
@@ -275,7 +276,7 @@ describe("StreamStore chunks: the attempt's text list is the fence and the seq c
     expect(await next.snapshot(streamId)).toEqual({ seq: 3, content: "Hello, world" });
   });
 
-  it("a writer whose text list Redis evicted is refused (out_of_step) and writes nothing; the takeover's claim finds the seq in the history", async () => {
+  it("a writer whose text list Redis evicted is refused (out_of_step) and writes nothing; the takeover's claim skips past every seq it may have written", async () => {
     const store = makeStore();
     const { streamId, sessionId, turn } = await running(store);
     await store.append(streamId, 1, sessionId, 0, startEvent(turn));
@@ -286,20 +287,37 @@ describe("StreamStore chunks: the attempt's text list is the fence and the seq c
       ok: false,
       reason: "out_of_step",
     });
+    expect(await store.append(streamId, 1, sessionId, 3, { kind: "done", finishReason: "stop" })).toEqual({
+      ok: false,
+      reason: "out_of_step",
+    });
     expect(await redis.exists(keys.streamText(streamId, 1))).toBe(0);
-    expect((await store.readAfter(streamId, -1)).map((e) => e.seq)).toEqual([0, 1, 2]);
+    // The chunks went with the list: the history has the start only (a resume gets a gap, and no snapshot).
+    expect((await store.readAfter(streamId, -1)).map((e) => e.seq)).toEqual([0]);
     expect(await store.snapshot(streamId)).toBeUndefined();
     await redis.del(keys.streamLease(streamId));
     await makeDue(streamId);
     expect(await store.takeOver(streamId)).toMatchObject({ status: "takeover", attempt: 2 });
-    expect(await store.claim(streamId, 2, "ai-2")).toMatchObject({ status: "claimed", meta: { seq: 2 } });
-    // The new attempt starts the text over at the next seq.
-    expect(await store.append(streamId, 2, sessionId, 3, { kind: "reset" })).toEqual({ ok: true, seq: 3 });
-    expect(await store.append(streamId, 2, sessionId, 4, { kind: "chunk", delta: "new" })).toEqual({
-      ok: true,
-      seq: 4,
+    const skipped = SEQ_SKIP_AFTER_LOSS;
+    expect(await store.claim(streamId, 2, "ai-2")).toMatchObject({
+      status: "claimed",
+      meta: { seq: skipped, textSeq: -1 },
     });
-    expect(await store.snapshot(streamId)).toEqual({ seq: 4, content: "new" });
+    // The new attempt starts the text over past every seq a client may have seen; the skip is taken once.
+    expect(await store.append(streamId, 2, sessionId, skipped + 1, { kind: "reset" })).toEqual({
+      ok: true,
+      seq: skipped + 1,
+    });
+    expect(await store.append(streamId, 2, sessionId, skipped + 2, { kind: "chunk", delta: "new" })).toEqual({
+      ok: true,
+      seq: skipped + 2,
+    });
+    expect(await store.snapshot(streamId)).toEqual({ seq: skipped + 2, content: "new" });
+    expect((await store.readAfter(streamId, 2)).map((e) => e.seq)).toEqual([skipped + 1, skipped + 2]);
+    expect(await store.append(streamId, 2, sessionId, skipped + 3, { kind: "done", finishReason: "stop" })).toEqual({
+      ok: true,
+      seq: skipped + 3,
+    });
   });
 
   it("a done at an old seq (the meta's, before the chunks) is refused, not answered as written", async () => {
@@ -679,28 +697,89 @@ describe("StreamStore history bounds", () => {
     expect(await store.meta(streamId)).toMatchObject({ status: "running", seq: 0, textSeq: 0 });
   });
 
-  it("keeps at most about historyMaxLen events (trimmed every HISTORY_TRIM_EVERY chunks, whole nodes), always the newest", async () => {
+  it("replays at most historyMaxLen events, the newest; the chunks are the text list's, not a second copy", async () => {
     const maxLen = 10;
     const store = makeStore({ historyMaxLen: maxLen });
     const { streamId, sessionId, turn } = await running(store);
     const total = 350;
     await store.append(streamId, 1, sessionId, 0, startEvent(turn));
     for (let seq = 1; seq < total; seq++) {
-      const outcome = await store.append(streamId, 1, sessionId, seq, { kind: "chunk", delta: "x" });
+      const outcome = await store.append(streamId, 1, sessionId, seq, { kind: "chunk", delta: `x${seq}` });
       expect(outcome.ok).toBe(true);
     }
-    const length = await redis.xlen(keys.streamEvents(streamId));
-    const nodeSize = Number(((await redis.config("GET", "stream-node-max-entries")) as string[])[1]);
-    expect(length).toBeGreaterThanOrEqual(maxLen);
-    // At most a node's worth past the bound (Redis trims whole nodes), plus the chunks since the last trim.
-    expect(length).toBeLessThanOrEqual(maxLen + nodeSize + HISTORY_TRIM_EVERY - 1);
-    expect(length).toBeLessThan(total);
+    // The history's entries are start, reset and done only: the chunks live once, in the text list.
+    expect(await redis.xlen(keys.streamEvents(streamId))).toBe(1);
     const kept = await store.readAfter(streamId, -1, 1000);
-    expect(kept).toHaveLength(length);
-    expect(kept[0]!.seq).toBe(total - length);
-    expect(kept.at(-1)!.seq).toBe(total - 1);
-    expect(kept.map((e) => e.seq)).toEqual(Array.from({ length }, (_, i) => total - length + i));
-    // The text is not bounded by the history.
-    expect((await store.snapshot(streamId))?.content).toBe("x".repeat(total - 1));
+    expect(kept.map((e) => e.seq)).toEqual(Array.from({ length: maxLen }, (_, i) => total - maxLen + i));
+    expect(kept[0]!.frame).toBe(
+      `{"type":"chunk","streamId":"${streamId}","seq":${total - maxLen},"delta":"x${total - maxLen}"}`,
+    );
+    // A resume within the bound gets exactly what follows it; the count pages.
+    expect((await store.readAfter(streamId, total - 4)).map((e) => e.seq)).toEqual([total - 3, total - 2, total - 1]);
+    expect((await store.readAfter(streamId, total - 6, 2)).map((e) => e.seq)).toEqual([total - 5, total - 4]);
+    // The text is not bounded by the replay.
+    expect((await store.snapshot(streamId))?.content).toBe(
+      Array.from({ length: total - 1 }, (_, i) => `x${i + 1}`).join(""),
+    );
+  });
+
+  it("a resume across a reset gets the reset and the new text's chunks, and the done after it", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "old" });
+    await store.append(streamId, 1, sessionId, 2, { kind: "reset" });
+    await store.append(streamId, 1, sessionId, 3, { kind: "chunk", delta: "new" });
+    await store.append(streamId, 1, sessionId, 4, { kind: "done", finishReason: "stop" });
+    const events = await store.readAfter(streamId, -1);
+    // The chunks before the reset left with the old text: the history jumps from start to the reset.
+    expect(events.map((e) => e.seq)).toEqual([0, 2, 3, 4]);
+    expect(events.map((e) => JSON.parse(e.frame).type)).toEqual(["start", "reset", "chunk", "done"]);
+    expect(JSON.parse(events[2]!.frame)).toEqual({ type: "chunk", streamId, seq: 3, delta: "new" });
+    expect((await store.readAfter(streamId, 2)).map((e) => e.seq)).toEqual([3, 4]);
+    expect(await store.readAfter(streamId, 4)).toEqual([]);
+  });
+
+  it("reads a taken-over stream's chunks from the list of the attempt that owns it now", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "a" });
+    await redis.del(keys.streamLease(streamId));
+    await makeDue(streamId);
+    expect(await store.takeOver(streamId)).toMatchObject({ status: "takeover", attempt: 2 });
+    expect(await store.claim(streamId, 2, "ai-2")).toMatchObject({ status: "claimed" });
+    expect(await store.append(streamId, 2, sessionId, 2, { kind: "chunk", delta: "b" })).toEqual({ ok: true, seq: 2 });
+    expect((await store.readAfter(streamId, 0)).map((e) => JSON.parse(e.frame).delta)).toEqual(["a", "b"]);
+  });
+
+  it("merges a stream whose chunks are in the history too (written before the list was the history) once per seq", async () => {
+    const store = makeStore();
+    const { streamId, sessionId, turn } = await running(store);
+    await store.append(streamId, 1, sessionId, 0, startEvent(turn));
+    await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "a" });
+    const legacy = `{"type":"chunk","streamId":"${streamId}","seq":1,"delta":"a"}`;
+    await redis.xadd(keys.streamEvents(streamId), "0-2", "f", legacy);
+    const events = await store.readAfter(streamId, -1);
+    expect(events.map((e) => e.seq)).toEqual([0, 1]);
+    expect(events[1]!.frame).toBe(legacy);
+  });
+
+  it("refuses a reply that is not READ_AFTER's", async () => {
+    const { readAfterResult } = await import("./stream-store");
+    expect(readAfterResult([])).toEqual({ entries: [], firstDelta: 0, deltas: [] });
+    expect(readAfterResult(["moved", 2])).toBe(2);
+    expect(readAfterResult(["events", [["0-1", ["f", "{}"]]], 1, ["a"]])).toEqual({
+      entries: [{ seq: 0, frame: "{}" }],
+      firstDelta: 1,
+      deltas: ["a"],
+    });
+    expect(() => readAfterResult(["events", [["0-1", ["x", "{}"]]], 1, []])).toThrow(
+      "readAfter: a history entry is not `[id, ['f', frame]]`",
+    );
+    expect(() => readAfterResult(["events", [], "1", []])).toThrow(
+      "readAfter: Redis gave a reply that is not READ_AFTER's",
+    );
+    expect(() => readAfterResult("OK")).toThrow("readAfter: Redis gave a reply that is not READ_AFTER's");
   });
 });

@@ -1,14 +1,15 @@
 import { type DispatchStart, type FinishReason, LIMITS, type StreamError, type Usage } from "@chatgrid/protocol";
 import type { Redis } from "ioredis";
-import { channelMessageHeader } from "./channel-message";
+import { encodeChannelMessage } from "./channel-message";
 import { ChunkBatcher, DEFAULT_MAX_BATCH } from "./chunk-batcher";
 import { chunkFrame, frameParts } from "./frames";
-import { channels, entryId, keys, seqOfEntryId } from "./keys";
+import { channels, keys, seqOfEntryId } from "./keys";
 import { LuaScript } from "./redis";
 import {
+  APPEND_CHUNKS,
   APPEND_EVENT,
-  appendChunksScript,
   CLAIM_STREAM,
+  READ_AFTER,
   READ_TEXT,
   RENEW_LEASE,
   REQUEST_CANCEL,
@@ -17,9 +18,9 @@ import {
 import type { SlotKeys } from "./stream-slots";
 
 export interface StreamStoreOptions {
-  /** How long the per-chunk history of a stream is kept after its `start` (or last `reset`), and after its `done`. */
+  /** How long a stream stays replayable after its `start` (or last `reset`), and after its `done`. */
   historyTtlMs: number;
-  /** At most this many events per stream are kept (approximately; Redis trims in whole nodes). */
+  /** A resume replays at most this many events, the newest (READ_AFTER); the events stream is trimmed to it too. */
   historyMaxLen: number;
   /** How long stream state, text and conversations are kept. */
   retentionTtlMs: number;
@@ -124,6 +125,8 @@ const claimScript = new LuaScript(CLAIM_STREAM);
 const renewScript = new LuaScript(RENEW_LEASE);
 const takeoverScript = new LuaScript(TAKE_OVER);
 const readTextScript = new LuaScript(READ_TEXT);
+const readAfterScript = new LuaScript(READ_AFTER);
+const chunkScript = new LuaScript(APPEND_CHUNKS);
 const cancelScript = new LuaScript(REQUEST_CANCEL);
 
 /**
@@ -152,7 +155,7 @@ export class StreamStore {
   private readonly chunks: ChunkBatcher;
   /**
    * `streamId attempt` → the seq its text list begins at, for the chunks this store writes: a chunk sends the list
-   * length it makes (appendChunksScript). Learned from this store's start, reset and claims.
+   * length it makes (APPEND_CHUNKS). Learned from this store's start, reset and claims.
    */
   private readonly textSeqs = new Map<string, number>();
 
@@ -161,8 +164,6 @@ export class StreamStore {
     options: Partial<StreamStoreOptions> = {},
   ) {
     this.options = { ...defaultStreamStoreOptions, ...options };
-    // The chunk script has this store's history bound in its text (one script per bound: the SHA differs).
-    const chunkScript = new LuaScript(appendChunksScript(this.options.historyMaxLen));
     this.chunks = new ChunkBatcher(
       (batchKeys, batchArgs) => chunkScript.run<unknown>(this.redis, batchKeys, batchArgs),
       this.options.maxChunkBatch,
@@ -333,16 +334,15 @@ export class StreamStore {
     textSeq: number,
   ) {
     return this.chunks.append({
-      keys: [keys.streamText(streamId, attempt), keys.streamEvents(streamId), keys.streamMeta(streamId)],
+      keys: [keys.streamText(streamId, attempt), keys.streamMeta(streamId)],
       args: [
         attempt,
         seq,
         // The list's length after this chunk: its placeholder and one delta per seq from textSeq + 1 to seq.
         textSeq < 0 ? 0 : seq - textSeq + 1,
-        chunkFrame(streamId, seq, delta),
         delta,
         channels.session(sessionId),
-        channelMessageHeader(streamId, seq),
+        encodeChannelMessage(streamId, seq, chunkFrame(streamId, seq, delta)),
       ],
     });
   }
@@ -441,10 +441,31 @@ export class StreamStore {
     return parseMeta(raw);
   }
 
-  /** Events with seq > afterSeq, in order, at most `count`. */
+  /**
+   * Events with seq > afterSeq, in order, at most `count` (READ_AFTER): `start`, `reset` and `done` from the
+   * history, chunks rebuilt from the text list with the writer's own chunkFrame, so each is the frame the channel
+   * carried. The first may be past afterSeq + 1: the history no longer reaches back there (a reset began the text
+   * anew, or the resume is more than historyMaxLen events back), and none after it expired. Read with attempt 1's
+   * list first, like `text`.
+   */
   async readAfter(streamId: string, afterSeq: number, count = 1000): Promise<StoredEvent[]> {
-    const entries = await this.redis.xrange(keys.streamEvents(streamId), entryId(afterSeq + 1), "+", "COUNT", count);
-    return entries.map(([id, fields]) => ({ seq: seqOfEntryId(id), frame: fields[1] ?? "" }));
+    let attempt = 1;
+    for (let tries = 0; tries < 3; tries++) {
+      const reply = await readAfterScript.run<unknown>(
+        this.redis,
+        [
+          keys.streamMeta(streamId),
+          keys.streamEvents(streamId),
+          keys.streamText(streamId, attempt),
+          keys.streamTextDone(streamId),
+        ],
+        [afterSeq, count, attempt, this.options.historyMaxLen],
+      );
+      const read = readAfterResult(reply);
+      if (typeof read === "number") attempt = read;
+      else return mergeEvents(read.entries, chunkEvents(streamId, read.firstDelta, read.deltas), count);
+    }
+    throw new Error("readAfter: the stream's attempt kept moving while it was read");
   }
 
   /**
@@ -493,6 +514,72 @@ export class StreamStore {
 const textSeqKey = (streamId: string, attempt: number): string => `${streamId} ${attempt}`;
 
 const STATUSES = new Set<unknown>(["queued", "running", "done"]);
+
+interface ReadAfterReply {
+  entries: StoredEvent[];
+  firstDelta: number;
+  deltas: string[];
+}
+
+/** READ_AFTER's reply checked: the attempt to read again with, or the history's entries and the deltas; else throws. */
+export function readAfterResult(reply: unknown): ReadAfterReply | number {
+  if (Array.isArray(reply) && reply.length === 0) return { entries: [], firstDelta: 0, deltas: [] };
+  if (Array.isArray(reply) && reply[0] === "moved" && Number.isSafeInteger(reply[1])) return reply[1] as number;
+  if (
+    Array.isArray(reply) &&
+    reply[0] === "events" &&
+    Array.isArray(reply[1]) &&
+    Number.isSafeInteger(reply[2]) &&
+    Array.isArray(reply[3]) &&
+    reply[3].every((d) => typeof d === "string")
+  ) {
+    const entries = reply[1].map(historyEntry);
+    return { entries, firstDelta: reply[2] as number, deltas: reply[3] as string[] };
+  }
+  throw new Error("readAfter: Redis gave a reply that is not READ_AFTER's");
+}
+
+/** One XRANGE entry, `[id, ['f', frame]]`, as an event; throws on anything else. */
+function historyEntry(entry: unknown): StoredEvent {
+  if (
+    Array.isArray(entry) &&
+    typeof entry[0] === "string" &&
+    Array.isArray(entry[1]) &&
+    entry[1][0] === "f" &&
+    typeof entry[1][1] === "string"
+  ) {
+    return { seq: seqOfEntryId(entry[0]), frame: entry[1][1] };
+  }
+  throw new Error("readAfter: a history entry is not `[id, ['f', frame]]`");
+}
+
+/** The text list's deltas as the chunk events they were: the delta at `first + i` is the chunk of that seq. */
+export function chunkEvents(streamId: string, first: number, deltas: readonly string[]): StoredEvent[] {
+  return deltas.map((delta, i) => ({ seq: first + i, frame: chunkFrame(streamId, first + i, delta) }));
+}
+
+/**
+ * Two runs of events, each in seq order, as one in seq order, at most `count`. A seq in both is taken once, from
+ * the history: streams written before chunks left the history have their chunks in both.
+ */
+export function mergeEvents(history: StoredEvent[], chunks: StoredEvent[], count: number): StoredEvent[] {
+  const merged: StoredEvent[] = [];
+  let h = 0;
+  let c = 0;
+  while (merged.length < count && (h < history.length || c < chunks.length)) {
+    const fromHistory = history[h];
+    const fromChunks = chunks[c];
+    if (fromChunks === undefined || (fromHistory !== undefined && fromHistory.seq <= fromChunks.seq)) {
+      if (fromChunks?.seq === fromHistory!.seq) c++;
+      merged.push(fromHistory!);
+      h++;
+    } else {
+      merged.push(fromChunks);
+      c++;
+    }
+  }
+  return merged;
+}
 
 /** READ_TEXT's reply checked: "unknown", the attempt to read again with, or the stream's text; else it throws. */
 export function readTextResult(reply: unknown): StreamText | number | "unknown" {
