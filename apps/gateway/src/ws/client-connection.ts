@@ -146,7 +146,8 @@ export class ClientConnection {
         let events = await this.history.readAfter(streamId, cursor.last, PAGE);
         const first = events[0];
         if (first && first.seq > cursor.last + 1) {
-          // History no longer reaches back to our seq (trimmed): send the text as a snapshot.
+          // History no longer reaches back to our seq (further than its bound, or before a reset): send the text as a
+          // snapshot (docs/redis.md "The history").
           await this.sendSnapshot(streamId, cursor);
         } else if (!first) {
           // Nothing after our seq: caught up, or the history expired, or events were written just after the read.
