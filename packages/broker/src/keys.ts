@@ -62,6 +62,5 @@ export const channels = {
   cancel: () => `${PREFIX}:ch:cancel`,
 } as const;
 
-/** The Redis stream entry id of an event: seq 0 is `0-1` so XRANGE can start right after any seq. */
-export const entryId = (seq: number): string => `0-${seq + 1}`;
+/** The seq of a Redis stream entry id: seq 0 is `0-1` so XRANGE can start right after any seq (READ_AFTER). */
 export const seqOfEntryId = (id: string): number => Number(id.slice(id.indexOf("-") + 1)) - 1;

@@ -445,12 +445,10 @@ export class StreamStore {
    * Events with seq > afterSeq, in order, at most `count` (READ_AFTER): `start`, `reset` and `done` from the
    * history, chunks rebuilt from the text list with the writer's own chunkFrame, so each is the frame the channel
    * carried. The first may be past afterSeq + 1: the history no longer reaches back there (a reset began the text
-   * anew, or the resume is more than historyMaxLen events back), and none after it expired. Read with attempt 1's
-   * list first, like `text`.
+   * anew, or the resume is more than historyMaxLen events back), and none after it expired.
    */
   async readAfter(streamId: string, afterSeq: number, count = 1000): Promise<StoredEvent[]> {
-    let attempt = 1;
-    for (let tries = 0; tries < 3; tries++) {
+    return atCurrentAttempt("readAfter", async (attempt) => {
       const reply = await readAfterScript.run<unknown>(
         this.redis,
         [
@@ -462,10 +460,9 @@ export class StreamStore {
         [afterSeq, count, attempt, this.options.historyMaxLen],
       );
       const read = readAfterResult(reply);
-      if (typeof read === "number") attempt = read;
-      else return mergeEvents(read.entries, chunkEvents(streamId, read.firstDelta, read.deltas), count);
-    }
-    throw new Error("readAfter: the stream's attempt kept moving while it was read");
+      if (typeof read === "number") return read;
+      return mergeEvents(read.entries, chunkEvents(streamId, read.firstDelta, read.deltas), count);
+    });
   }
 
   /**
@@ -474,8 +471,7 @@ export class StreamStore {
    * one when the stream has moved on. Undefined for an unknown stream.
    */
   async text(streamId: string): Promise<StreamText | undefined> {
-    let attempt = 1;
-    for (let tries = 0; tries < 3; tries++) {
+    return atCurrentAttempt("text", async (attempt) => {
       const reply = await readTextScript.run<unknown>(
         this.redis,
         [
@@ -488,11 +484,8 @@ export class StreamStore {
         [attempt],
       );
       const read = readTextResult(reply);
-      if (read === "unknown") return undefined;
-      if (typeof read === "number") attempt = read;
-      else return read;
-    }
-    throw new Error("text: the stream's attempt kept moving while it was read");
+      return read === "unknown" ? undefined : read;
+    });
   }
 
   /**
@@ -509,6 +502,20 @@ export class StreamStore {
       ? { seq: read.seq, content: read.content, doneFrame: read.doneFrame }
       : { seq: read.seq, content: read.content };
   }
+}
+
+/**
+ * A read of the text list, which is named by the attempt: with attempt 1's first (most streams never change hands),
+ * and again with the attempt `read` answers when the stream has moved on; `what` names the read in the error.
+ */
+async function atCurrentAttempt<T>(what: string, read: (attempt: number) => Promise<T | number>): Promise<T> {
+  let attempt = 1;
+  for (let tries = 0; tries < 3; tries++) {
+    const result = await read(attempt);
+    if (typeof result !== "number") return result;
+    attempt = result;
+  }
+  throw new Error(`${what}: the stream's attempt kept moving while it was read`);
 }
 
 const textSeqKey = (streamId: string, attempt: number): string => `${streamId} ${attempt}`;
