@@ -116,6 +116,13 @@ describe("npm run bench -- --smoke", () => {
       );
     }
     expect(markdown).toContain("| evalsha |");
+    // Each absolute target beside the bare relay's figure of the same run, and chatgrid's multiple of it.
+    expect(markdown).toContain("| target | this run | the bare relay, same run |");
+    expect(markdown).toMatch(/\| p99 ≤ 3 ms at 20 streams \| [^|]+ ms \| [\d.]+ ms \(chatgrid [\d.]+ ×\) \|/);
+    expect(markdown).toMatch(
+      /\| Redis CPU ≤ 8 µs per chunk [^|]+\| [^|]+\| [\d.]+ µs, its PUBLISH \(chatgrid [\d.]+ ×\) \|/,
+    );
+    expect(markdown).not.toMatch(/NaN|undefined/);
 
     expect(run.written.figures.map((f) => f.split("/").at(-1)).sort()).toEqual([
       "cpu-per-chunk.svg",
