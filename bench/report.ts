@@ -203,7 +203,7 @@ const ratio = (a: number | undefined, b: number | undefined) =>
   a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : Number.NaN;
 
 /**
- * chatgrid's figures against the targets of issue 12 (docs/benchmarks.md "Results"), with the bare relay's figure
+ * chatgrid's figures against the targets of issue 12 (docs/benchmarks.md "Targets"), with the bare relay's figure
  * of the same run beside each: most targets are absolute (ms, µs), and the same tree moves by a factor of two
  * between hosts, so the floor measured next to chatgrid is what tells the code from the machine.
  */
