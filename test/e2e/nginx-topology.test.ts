@@ -1,11 +1,36 @@
 import { readFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WS_PROXY_BUFFER } from "../../infra/nginx/render";
 import { ChatClient } from "../support/chat-client";
 import { TestCluster } from "../support/cluster";
 
 /** nginx's ip_hash keys on the first three octets of an IPv4 address: 127.0.N.1 are distinct clients to it. */
 const clientAddress = (n: number) => `127.0.${n}.1`;
+
+/** A raw upgrade request to `/ws/chat` on a gateway itself; resolves with the response header nginx would read. */
+function upgradeResponseHeader(gatewayUrl: string, origin: string | undefined): Promise<string> {
+  const { hostname, port } = new URL(gatewayUrl);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(
+        `GET /ws/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n` +
+          `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+          `${origin ? `Origin: ${origin}\r\n` : ""}X-Real-IP: 127.0.0.9\r\nX-Forwarded-For: 127.0.0.9\r\n\r\n`,
+      );
+    });
+    let received = "";
+    socket.on("data", (data) => {
+      received += data.toString("latin1");
+      const end = received.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      socket.destroy();
+      resolve(received.slice(0, end + 4));
+    });
+    socket.on("error", reject);
+  });
+}
 
 describe("3 gateways + 3 AI nodes behind the rendered nginx", () => {
   let cluster: TestCluster;
@@ -51,6 +76,15 @@ describe("3 gateways + 3 AI nodes behind the rendered nginx", () => {
     const tooLarge = await client.request("POST", "/api/chat", { message: "z".repeat(80_000) });
     expect(tooLarge.status).toBe(413);
     expect(tooLarge.body.error?.code).toBe("payload_too_large");
+  });
+
+  it("the gateway's response header on /ws/ (its 101, a refusal) fits in half of nginx's WebSocket buffer", async () => {
+    // Above proxy_buffer_size nginx would answer 502 in the gateway's place (docs/operations.md).
+    const accepted = await upgradeResponseHeader(cluster.gatewayUrl(0), undefined);
+    const refused = await upgradeResponseHeader(cluster.gatewayUrl(0), "https://elsewhere.example");
+    expect(accepted).toMatch(/^HTTP\/1\.1 101 /);
+    expect(refused).toMatch(/^HTTP\/1\.1 403 /);
+    for (const header of [accepted, refused]) expect(header.length).toBeLessThan(WS_PROXY_BUFFER.bytes / 2);
   });
 
   it("nginx runs the configuration the renderer produced for this topology", () => {
