@@ -102,7 +102,7 @@ export function prepareKafkaBroker(
   );
   const java = binaryPath("java");
   const classpath = `${libs}/*`;
-  const clusterId = randomBytes(16).toString("base64url");
+  const clusterId = kafkaClusterId();
   const format = spawnSync(
     java,
     ["-cp", classpath, "kafka.tools.StorageTool", "format", "-t", clusterId, "-c", configFile],
@@ -114,6 +114,18 @@ export function prepareKafkaBroker(
     args: ["-Xmx512m", "-Xms128m", "-Djava.net.preferIPv4Stack=true", "-cp", classpath, "kafka.Kafka", configFile],
     configFile,
   };
+}
+
+/**
+ * A random cluster id as Kafka's own `Uuid.randomUuid` makes them: 16 random bytes in base64url, never one that
+ * starts with "-". The storage tool's argument parser reads such an id as an option, and the format fails
+ * ("argument --cluster-id/-t: expected one argument") for one broker start in 64.
+ */
+export function kafkaClusterId(random: () => Buffer = () => randomBytes(16)): string {
+  for (;;) {
+    const id = random().toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
 }
 
 /** Ready when the broker answers an admin call (metadata), not merely when its port is open. */
