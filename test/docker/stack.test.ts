@@ -69,12 +69,12 @@ async function followToEnd(client: ChatClient, streamId: string, timeoutMs: numb
 }
 
 /**
- * One GET of the entry's /healthz on a connection of its own: true for a 200 within a second. A new connection per
- * probe, because a reload closes the old workers' idle keep-alive connections, and a request sent on one just as it
- * closes fails without the entry ever having stopped answering (a browser retries such a request on a new
- * connection; `fetch` does not): what a probe asks is whether the entry takes and answers a request.
+ * One GET of the entry's /healthz (nginx's own answer) on a connection of its own: undefined for a 200 within a
+ * second, else why not. A new connection per probe, because a reload closes the old workers' idle keep-alive
+ * connections, and a request sent on one just as it closes fails without the entry ever having stopped answering
+ * (a browser retries such a request on a new connection; `fetch` does not): what a probe asks is whether the entry
+ * takes and answers a request.
  */
-/** One GET of the entry's /healthz (nginx's own answer): undefined when it answered 200, else why not. */
 function healthz(url: string): Promise<string | undefined> {
   return new Promise((resolve) => {
     const req = httpGet(`${url}/healthz`, { agent: false, timeout: 1_000 }, (res) => {

@@ -29,6 +29,8 @@ function upgradeResponseHeader(gatewayUrl: string, origin: string | undefined): 
       resolve(received.slice(0, end + 4));
     });
     socket.on("error", reject);
+    socket.on("close", () => reject(new Error(`closed before a whole response header: ${JSON.stringify(received)}`)));
+    socket.setTimeout(5_000, () => socket.destroy(new Error("no response header within 5 s")));
   });
 }
 
