@@ -95,7 +95,8 @@ const healthBase = {
 };
 /**
  * `GET /api/health` (public, through nginx): counts only, never an AI node's name or address (docs/protocol.md
- * "Health"). 503 when no AI node is healthy. Strict, so a test that parses it fails if internals are added.
+ * "Health"). 503 while the gateway's Redis is down or no AI node is healthy. Strict, so a test that parses it fails
+ * if internals are added.
  */
 export const HealthResponseSchema = z.strictObject({
   ...healthBase,

@@ -38,6 +38,14 @@ describe("GET /api/health (public)", () => {
     });
     expect((await apps([]).request("/api/health")).status).toBe(503);
   });
+
+  it("503 while this gateway's own Redis is down, even with healthy AI nodes (it could serve nothing)", async () => {
+    for (const path of ["/api/health", "/health"]) {
+      const response = await apps(NODES, false).request(path);
+      expect(response.status).toBe(503);
+      expect(await response.json()).toMatchObject({ status: "degraded", redis: "down" });
+    }
+  });
 });
 
 describe("GET /health (internal port)", () => {

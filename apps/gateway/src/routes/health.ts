@@ -7,13 +7,17 @@ export interface HealthDeps extends Pick<ApiDeps, "node" | "redisReady"> {
   balancer: { list(): { name: string; url: string; healthy: boolean }[] };
 }
 
-/** What both views share; the status code is the same for both: 503 when no AI node is healthy. */
+/**
+ * What both views share; the status code is the same for both: 503 when this gateway's Redis is down (it can resolve
+ * no session, subscribe no channel and dispatch nothing, even while the AI nodes are up) or no AI node is healthy.
+ */
 function view(deps: HealthDeps) {
   const redis = deps.redisReady() ? ("up" as const) : ("down" as const);
   const aiNodes = deps.balancer.list().map((n) => ({ name: n.name, url: n.url, healthy: n.healthy }));
   const healthy = aiNodes.filter((n) => n.healthy).length;
   const base = { status: redis === "up" ? ("ok" as const) : ("degraded" as const), node: deps.node, redis };
-  return { base, aiNodes, healthy, code: healthy > 0 ? (200 as const) : (503 as const) };
+  const ready = redis === "up" && healthy > 0;
+  return { base, aiNodes, healthy, code: ready ? (200 as const) : (503 as const) };
 }
 
 /**
