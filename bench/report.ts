@@ -208,7 +208,7 @@ type Knee = ReturnType<typeof kneeBySystem>[number];
  * The bare relay's knee, and chatgrid's and Socket.IO's as multiples of it. A knee that still passed at the search's
  * top is "≥": a ratio to it is an upper bound ("≤"), a ratio of it a lower one ("≥").
  */
-function kneeAgainstBare(bare: Knee, chatgrid: Knee, socketio: Knee): string {
+export function kneeAgainstBare(bare: Knee, chatgrid: Knee, socketio: Knee): string {
   const times = (knee: Knee) => {
     const value = ratio(knee.chunksPerSecond.median, bare.chunksPerSecond.median);
     if (!Number.isFinite(value)) return "—";

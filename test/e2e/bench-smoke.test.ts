@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BenchResults, KneeResult } from "../../bench/harness";
 import { FLOOR_VARIANTS } from "../../bench/redis-floor";
 import {
+  kneeAgainstBare,
   kneeBySystem,
   kneeRatio,
   kneeTable,
@@ -294,6 +295,22 @@ describe("the knee over repeated searches", () => {
     expect(table).toContain("3 searches per system, systems interleaved, median [range]");
     expect(table).toContain("| chatgrid (1 gateway) | 32,000 [30,000–34,000] | 1 | 1,500 streams (fails at 1,600) |");
     expect(table).not.toMatch(/NaN|undefined/);
+  });
+
+  it("against the bare relay's knee: multiples of it, and bounds where a search still passed at its top", () => {
+    const bySystem = (knees: KneeResult[]) => kneeBySystem({ ...emptyRun(), knees } as BenchResults);
+    const [socketio, chatgrid, bare] = bySystem([
+      knee("socketio", 1, 700),
+      knee("chatgrid", 1, 1150),
+      knee("bare", 1, 1400),
+    ]);
+    expect(kneeAgainstBare(bare!, chatgrid!, socketio!)).toBe("28,000 chunks/s (chatgrid 0.821 ×, Socket.IO 0.5 ×)");
+    // The bare relay passed at the search's top: its knee is a floor, so a ratio to it is at most what it says.
+    const atTop = { ...knee("bare", 1, 1400), atLeast: true };
+    const [, , bareAtTop] = bySystem([knee("socketio", 1, 700), knee("chatgrid", 1, 1150), atTop]);
+    expect(kneeAgainstBare(bareAtTop!, chatgrid!, socketio!)).toBe(
+      "≥ 28,000 chunks/s (chatgrid ≤ 0.821 ×, Socket.IO ≤ 0.5 ×)",
+    );
   });
 
   it("reads results written before the knee was repeated (one search, no repeat field)", () => {
