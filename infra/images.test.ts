@@ -527,8 +527,9 @@ describe("the images' contents and start commands, run here", () => {
 
     expect(await stopped(web)).toBe(0);
 
-    // Redis goes away: readiness fails on both (the AI node's own, and the gateway's once its probe finds no healthy
-    // AI node), liveness passes on both. An orchestrator restarting on readiness would replace them all here.
+    // Redis goes away: readiness fails on both (the AI node's own; the gateway's at once, its own Redis being gone, and
+    // its view of the AI node turns unhealthy at its next probe), liveness passes on both. An orchestrator restarting
+    // on readiness would replace them all here.
     await redis.stop();
     await waitFor("the AI node's readiness command to fail", () => healthCheck("ai", aiEnv) === 1, 15_000, 100);
     await waitFor(
@@ -544,7 +545,16 @@ describe("the images' contents and start commands, run here", () => {
     const aiReadiness = await getOnNewConnection(`http://127.0.0.1:${aiPort}/health`);
     expect(aiReadiness.status).toBe(503);
     expect(JSON.parse(aiReadiness.body)).toMatchObject({ status: "degraded", redis: "down" });
-    const gatewayReadiness = await getOnNewConnection(`http://127.0.0.1:${metricsPort}/health`);
+    const gatewayReadiness = await waitFor(
+      "the gateway's probe to find the AI node unready",
+      async () => {
+        const answer = await getOnNewConnection(`http://127.0.0.1:${metricsPort}/health`);
+        const view = JSON.parse(answer.body) as { aiNodes?: { healthy?: boolean }[] };
+        return view.aiNodes?.every((n) => n.healthy === false) ? answer : undefined;
+      },
+      15_000,
+      100,
+    );
     expect(gatewayReadiness.status).toBe(503);
     expect(JSON.parse(gatewayReadiness.body)).toMatchObject({
       status: "degraded",
