@@ -91,7 +91,6 @@ function healthz(url: string): Promise<string | undefined> {
 function probeEntry(url: string) {
   let running = true;
   let probes = 0;
-  let failures = 0;
   let failingSince: number | undefined;
   let longest = 0;
   const started = Date.now();
@@ -103,7 +102,6 @@ function probeEntry(url: string) {
       probes++;
       const problem = await healthz(url);
       if (problem !== undefined) {
-        failures++;
         failed.push(`+${at - started} ms: ${problem}`);
         failingSince ??= at;
       } else if (failingSince !== undefined) {
@@ -118,7 +116,13 @@ function probeEntry(url: string) {
       running = false;
       await loop;
       if (failingSince !== undefined) longest = Math.max(longest, Date.now() - failingSince);
-      return { probes, failures, failed, longestGapMs: longest, stillFailing: failingSince !== undefined };
+      return {
+        probes,
+        failures: failed.length,
+        failed,
+        longestGapMs: longest,
+        stillFailing: failingSince !== undefined,
+      };
     },
   };
 }
