@@ -534,6 +534,19 @@ describe("resumed streams are charged per entry (WS_RESUMES_PER_SECOND, burst MA
     expect(framesSent).toBe(2);
   });
 
+  it("two frames in one read, the second refused: the socket closes and the first, still queued, reads nothing", async () => {
+    const h = harness({ resumesPerSecond: 50 });
+    for (let i = 0; i < 4096; i++) h.streams.owners.set(`st_${i}`, "sess_alice");
+    const { socket, handler } = await joined(h);
+    // ws emits every frame of one TCP read in the same tick, before the first frame's turn in the queue comes.
+    handler.onMessage(JSON.stringify({ type: "resume", streams: points(MAX_RESUME_STREAMS) }));
+    handler.onMessage(JSON.stringify({ type: "resume", streams: points(MAX_RESUME_STREAMS) }));
+    expect(await socket.closed()).toBe(CloseCode.rateLimited);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(h.streams.metaReads).toBe(0);
+    expect(await refusals(h.metrics, "resume_rate")).toBe(1);
+  });
+
   it("a full resume at hello passes; after that the rate applies: burst + rate per second, then 4429", async () => {
     vi.useFakeTimers({ toFake: ["performance"] });
     const h = harness({ resumesPerSecond: 50 });
