@@ -97,28 +97,42 @@ describe("chunk appends in one turn of the event loop", () => {
     const failing = new ChunkBatcher(async () => {
       throw new Error("Connection is closed.");
     });
-    const call = {
-      keys: [keys.streamText(streamId, 1), keys.streamMeta(streamId)],
-      args: [1, 1, 2, "x", "ch", `${streamId}\n1\n{}`],
-    } as const;
+    const call = { key: keys.streamText(streamId, 1), args: [2, "x", "ch", `${streamId}\n1\n{}`] } as const;
     const results = await Promise.allSettled([failing.append(call), failing.append(call)]);
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
     expect(await store.append(streamId, 1, sessionId, 1, { kind: "chunk", delta: "y" })).toEqual({ ok: true, seq: 1 });
   });
 
-  it("refuse a reply that is not one whole number per chunk, naming what came", async () => {
-    expect(batchResults([1, -1, 3], 3)).toEqual([1, -1, 3]);
-    expect(batchResults([1, 2], 3)).toEqual(
-      new Error("append batch: expected 3 whole numbers from Redis, got an array of 2"),
+  it("read 0 as every chunk appended, and index/length pairs as the refused ones", () => {
+    const appended = { appended: true };
+    expect(batchResults(0, 3)).toEqual([appended, appended, appended]);
+    expect(batchResults([1, 1, 3, 7], 3)).toEqual([
+      { appended: false, length: 1 },
+      appended,
+      { appended: false, length: 7 },
+    ]);
+  });
+
+  it("refuse any other reply, naming what came", async () => {
+    const shape = (got: string) => new Error(`append batch: expected 0 or index/length pairs for 2 chunks, got ${got}`);
+    expect(batchResults(null, 2)).toEqual(shape("null"));
+    expect(batchResults(7, 2)).toEqual(shape("number"));
+    expect(batchResults("OK", 2)).toEqual(shape("string"));
+    expect(batchResults([], 2)).toEqual(shape("an array of 0"));
+    expect(batchResults([1], 2)).toEqual(shape("an array of 1"));
+    expect(batchResults([1, 1, 2, 1, 2, 1], 2)).toEqual(shape("an array of 6"));
+    expect(batchResults([3, 1], 2)).toEqual(new Error("append batch: refused chunk index 3 is not in 1..2 in order"));
+    expect(batchResults([2, 1, 1, 1], 2)).toEqual(
+      new Error("append batch: refused chunk index 1 is not in 1..2 in order"),
     );
-    expect(batchResults(["1"], 1)).toEqual(
-      new Error("append batch: expected 1 whole numbers from Redis, got an array of 1"),
-    );
-    expect(batchResults(null, 1)).toEqual(new Error("append batch: expected 1 whole numbers from Redis, got null"));
-    expect(batchResults(7, 1)).toEqual(new Error("append batch: expected 1 whole numbers from Redis, got number"));
+    expect(batchResults(["1", 1], 2)).toEqual(new Error("append batch: refused chunk index 1 is not in 1..2 in order"));
+    expect(batchResults([1, 0], 2)).toEqual(new Error("append batch: refused chunk 1 has length 0"));
+    expect(batchResults([1, "2"], 2)).toEqual(new Error("append batch: refused chunk 1 has length 2"));
     const bad = new ChunkBatcher(async () => "OK");
-    const call = { keys: ["a", "b"], args: [1, 1, 2, "x", "ch", "s\n1\n{}"] } as const;
-    await expect(bad.append(call)).rejects.toThrow("append batch: expected 1 whole numbers from Redis, got string");
+    const call = { key: "a", args: [2, "x", "ch", "s\n1\n{}"] } as const;
+    await expect(bad.append(call)).rejects.toThrow(
+      "append batch: expected 0 or index/length pairs for 1 chunks, got string",
+    );
   });
 
   it("refuse a batch size that is not a positive whole number", () => {

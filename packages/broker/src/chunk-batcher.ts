@@ -8,20 +8,23 @@
  */
 
 /**
- * One chunk's keys (the attempt's text list, meta) and arguments (attempt, seq, the text list's length after it,
- * delta, channel, the channel message): APPEND_CHUNKS's per-chunk KEYS and ARGV.
+ * One chunk's key (the attempt's text list) and arguments (the text list's length after it, delta, channel, the
+ * channel message): APPEND_CHUNKS's per-chunk KEYS and ARGV.
  */
 export interface ChunkCall {
-  keys: readonly [string, string];
-  args: readonly [number, number, number, string, string, string];
+  key: string;
+  args: readonly [number, string, string, string];
 }
+
+/** What the script did with one chunk: appended it, or refused it with the length its (undone) push made. */
+export type ChunkWrite = { appended: true } | { appended: false; length: number };
 
 /** Runs one batch: KEYS and ARGV of every chunk in order; resolves with Redis's reply, unchecked. */
 export type RunBatch = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
 interface Pending {
   call: ChunkCall;
-  resolve: (result: number) => void;
+  resolve: (write: ChunkWrite) => void;
   reject: (error: unknown) => void;
 }
 
@@ -41,9 +44,9 @@ export class ChunkBatcher {
     }
   }
 
-  /** Queues one chunk; resolves with the script's result for it (the seq, or a negative refusal code). */
-  append(call: ChunkCall): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
+  /** Queues one chunk; resolves with what the script did with it. */
+  append(call: ChunkCall): Promise<ChunkWrite> {
+    return new Promise<ChunkWrite>((resolve, reject) => {
       this.pending.push({ call, resolve, reject });
       if (this.pending.length >= this.maxBatch) this.flush();
       else if (!this.scheduled) {
@@ -63,14 +66,14 @@ export class ChunkBatcher {
     const keys: string[] = [];
     const args: (string | number)[] = [];
     for (const { call } of batch) {
-      keys.push(...call.keys);
+      keys.push(call.key);
       args.push(...call.args);
     }
     this.runBatch(keys, args).then(
       (reply) => {
-        const results = batchResults(reply, batch.length);
-        if (results instanceof Error) for (const entry of batch) entry.reject(results);
-        else for (const [i, entry] of batch.entries()) entry.resolve(results[i]!);
+        const writes = batchResults(reply, batch.length);
+        if (writes instanceof Error) for (const entry of batch) entry.reject(writes);
+        else for (const [i, entry] of batch.entries()) entry.resolve(writes[i]!);
       },
       (error: unknown) => {
         for (const entry of batch) entry.reject(error);
@@ -79,13 +82,33 @@ export class ChunkBatcher {
   }
 }
 
-/** The script's reply checked: one whole number per chunk, or an Error saying what came instead. */
-export function batchResults(reply: unknown, expected: number): number[] | Error {
-  if (!Array.isArray(reply) || reply.length !== expected || !reply.every((r) => Number.isInteger(r))) {
-    return new Error(`append batch: expected ${expected} whole numbers from Redis, got ${describe(reply)}`);
+/**
+ * The script's reply checked: 0 when every chunk was appended, else an index (1-based, increasing) and a length
+ * for each refused chunk. Anything else fails the whole batch with what came.
+ */
+export function batchResults(reply: unknown, count: number): ChunkWrite[] | Error {
+  const writes: ChunkWrite[] = Array.from({ length: count }, () => APPENDED);
+  if (reply === 0) return writes;
+  if (!Array.isArray(reply) || reply.length === 0 || reply.length % 2 !== 0 || reply.length > 2 * count) {
+    return new Error(`append batch: expected 0 or index/length pairs for ${count} chunks, got ${describe(reply)}`);
   }
-  return reply as number[];
+  let previous = 0;
+  for (let i = 0; i < reply.length; i += 2) {
+    const index: unknown = reply[i];
+    const length: unknown = reply[i + 1];
+    if (typeof index !== "number" || !Number.isInteger(index) || index <= previous || index > count) {
+      return new Error(`append batch: refused chunk index ${String(index)} is not in 1..${count} in order`);
+    }
+    if (typeof length !== "number" || !Number.isInteger(length) || length < 1) {
+      return new Error(`append batch: refused chunk ${index} has length ${String(length)}`);
+    }
+    previous = index;
+    writes[index - 1] = { appended: false, length };
+  }
+  return writes;
 }
+
+const APPENDED: ChunkWrite = { appended: true };
 
 const describe = (reply: unknown): string =>
   Array.isArray(reply) ? `an array of ${reply.length}` : reply === null ? "null" : typeof reply;

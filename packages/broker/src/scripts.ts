@@ -130,41 +130,32 @@ return seq
  * fence and the seq check at once (docs/redis.md "The text list"): the writer sends the length its chunk makes
  * (seq - textSeq + 1), which only the list of the attempt that owns the stream, holding exactly the chunks before
  * this one, gives. A writer fenced off has no list (the takeover renamed it to the next attempt's), so its RPUSH
- * makes a one-element list, which is deleted again. Any other length is undone and explained from the meta
- * (fenced, unknown, done, a retry of a chunk already there, or out of step), so a refused chunk writes nothing.
- * Then the publish of the channel message, which the writer sends whole. The list is the chunk's history too: a
- * resume rebuilds a chunk's frame from its delta and seq (READ_AFTER), so no second copy is written per chunk
- * (docs/benchmarks.md "Changes, before and after", 14). Chunks of one stream in one batch run in their order.
- * KEYS: per chunk 2: the attempt's text list, meta
- * ARGV: per chunk 6: attempt, seq, the text list's length after this chunk, delta, session channel, channel message
- * Returns one result per chunk, each what APPEND_EVENT returns.
+ * makes a one-element list, which is deleted again. Any other length is undone at once, so a refused chunk writes
+ * nothing, and returned: the writer reads why from the meta (explainChunkRefusal), off the hot path. Then the
+ * publish of the channel message, which the writer sends whole. The list is the chunk's history too: a resume
+ * rebuilds a chunk's frame from its delta and seq (READ_AFTER), so no second copy is written per chunk. Each
+ * argument costs Redis a string in and a Lua string, so a chunk carries only the four the two calls and the check
+ * need (docs/benchmarks.md "Changes, before and after", 14 and 16). Chunks of one stream in one batch run in order.
+ * KEYS: per chunk 1: the attempt's text list
+ * ARGV: per chunk 4: the text list's length after this chunk, delta, session channel, channel message
+ * Returns 0 when every chunk was appended, else {index, the length its push made, ...} of each refused chunk
+ * (1-based, in order).
  */
 export const APPEND_CHUNKS = `
-local function refused(text, meta, length, attempt, seq, expected)
-  if length == 1 then redis.call('DEL', text) else redis.call('RPOP', text) end
-  local state = redis.call('HMGET', meta, 'status', 'attempt')
-  if not state[1] then return -2 end
-  if tonumber(state[2]) ~= tonumber(attempt) then return -1 end
-  -- One past the expected length: this chunk is there already (a retried call whose first try ran).
-  if length == expected + 1 then return seq end
-  if state[1] == 'done' then return -3 end
-  return -4
-end
-local results = {}
-for i = 1, #KEYS / 2 do
-  local k = (i - 1) * 2
-  local a = (i - 1) * 6
-  local seq = tonumber(ARGV[a + 2])
-  local expected = tonumber(ARGV[a + 3])
-  local length = redis.call('RPUSH', KEYS[k + 1], ARGV[a + 4])
-  if length == expected then
-    redis.call('PUBLISH', ARGV[a + 5], ARGV[a + 6])
-    results[i] = seq
+local refused = nil
+for i = 1, #KEYS do
+  local a = (i - 1) * 4
+  local length = redis.call('RPUSH', KEYS[i], ARGV[a + 2])
+  if length == tonumber(ARGV[a + 1]) then
+    redis.call('PUBLISH', ARGV[a + 3], ARGV[a + 4])
   else
-    results[i] = refused(KEYS[k + 1], KEYS[k + 2], length, ARGV[a + 1], seq, expected)
+    if length == 1 then redis.call('DEL', KEYS[i]) else redis.call('RPOP', KEYS[i]) end
+    refused = refused or {}
+    refused[#refused + 1] = i
+    refused[#refused + 1] = length
   end
 end
-return results
+return refused or 0
 `;
 
 /**

@@ -2,6 +2,7 @@ import { type DispatchStart, type FinishReason, LIMITS, type StreamError, type U
 import type { Redis } from "ioredis";
 import { encodeChannelMessage } from "./channel-message";
 import { ChunkBatcher, DEFAULT_MAX_BATCH } from "./chunk-batcher";
+import { explainChunkRefusal } from "./chunk-refusal";
 import { chunkFrame, frameParts } from "./frames";
 import { channels, keys, seqOfEntryId } from "./keys";
 import { LuaScript } from "./redis";
@@ -325,26 +326,31 @@ export class StreamStore {
     );
   }
 
-  private batchChunk(
+  private async batchChunk(
     streamId: string,
     attempt: number,
     sessionId: string,
     seq: number,
     delta: string,
     textSeq: number,
-  ) {
-    return this.chunks.append({
-      keys: [keys.streamText(streamId, attempt), keys.streamMeta(streamId)],
+  ): Promise<number> {
+    // The list's length after this chunk: its placeholder and one delta per seq from textSeq + 1 to seq.
+    const expectedLength = textSeq < 0 ? 0 : seq - textSeq + 1;
+    const write = await this.chunks.append({
+      key: keys.streamText(streamId, attempt),
       args: [
-        attempt,
-        seq,
-        // The list's length after this chunk: its placeholder and one delta per seq from textSeq + 1 to seq.
-        textSeq < 0 ? 0 : seq - textSeq + 1,
+        expectedLength,
         delta,
         channels.session(sessionId),
         encodeChannelMessage(streamId, seq, chunkFrame(streamId, seq, delta)),
       ],
     });
+    if (write.appended) return seq;
+    const [status, storedAttempt] = await this.redis.hmget(keys.streamMeta(streamId), "status", "attempt");
+    return explainChunkRefusal(
+      { status: status ?? null, attempt: storedAttempt ?? null },
+      { attempt, seq, expectedLength, length: write.length },
+    );
   }
 
   /** Every event but a chunk: start, reset, done (rare: per stream, not per token). */
