@@ -22,7 +22,7 @@ export interface RefusedChunk {
   length: number;
 }
 
-/** Refusal codes, as APPEND_EVENT returns them. */
+/** Refusal codes, as APPEND_EVENT returns them and StreamStore.append names them. */
 export const RefusalCode = { fenced: -1, unknown: -2, done: -3, outOfStep: -4 } as const;
 
 /**

@@ -2,7 +2,7 @@ import { type DispatchStart, type FinishReason, LIMITS, type StreamError, type U
 import type { Redis } from "ioredis";
 import { encodeChannelMessage } from "./channel-message";
 import { ChunkBatcher, DEFAULT_MAX_BATCH } from "./chunk-batcher";
-import { explainChunkRefusal } from "./chunk-refusal";
+import { explainChunkRefusal, RefusalCode } from "./chunk-refusal";
 import { chunkFrame, frameParts } from "./frames";
 import { channels, keys, seqOfEntryId } from "./keys";
 import { LuaScript } from "./redis";
@@ -295,7 +295,14 @@ export class StreamStore {
       return { ok: true, seq: result };
     }
     this.textSeqs.delete(textSeqKey(streamId, attempt));
-    const reason = result === -1 ? "fenced" : result === -2 ? "unknown" : result === -3 ? "done" : "out_of_step";
+    const reason =
+      result === RefusalCode.fenced
+        ? "fenced"
+        : result === RefusalCode.unknown
+          ? "unknown"
+          : result === RefusalCode.done
+            ? "done"
+            : "out_of_step";
     return { ok: false, reason };
   }
 
